@@ -1,0 +1,309 @@
+"""The ``idmm`` command line: a thin Typer face over the core (no training logic here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from idmm_tui.errors import IdmmError, UsageError
+
+app = typer.Typer(
+    name="idmm",
+    help=(
+        "Train Vision Transformers from scratch on small datasets with IDMM "
+        "(instance discrimination + multi-crop + CutMix).\n\n"
+        "Start with:  idmm run recipes/demo.toml   (CPU, embedded data, ~10 min)"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets known to idmm.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(data_app, name="data")
+
+err = Console(stderr=True)
+
+RunsDirOpt = Annotated[
+    Path | None,
+    typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+]
+
+
+def _runs_dir(value: Path | None) -> Path:
+    from idmm_tui.runs.store import default_runs_dir
+
+    return value.expanduser() if value else default_runs_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# idmm run
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file, e.g. recipes/demo.toml", show_default=False)] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="override a recipe key: KEY=VALUE (dotted; arrays by index: finetune.0.epochs=3)"),
+    ] = None,
+    runs_dir: RunsDirOpt = None,
+    name: Annotated[str | None, typer.Option(help="run directory name [default: <recipe>-<timestamp>]")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run directory")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the final summary JSON on stdout")] = False,
+) -> None:
+    """Pretrain (IDMM) and fine-tune a ViT as a recipe says; resumable, one run directory per run.
+
+    Examples:
+
+      idmm run recipes/demo.toml
+
+      idmm run recipes/demo.toml --set pretrain.method=none --name demo-random-init
+
+      idmm run recipes/demo.toml --set data.dataset=imagefolder --set data.root=~/my-images
+
+      idmm run --resume runs/demo-20261126-120000
+
+      torchrun --nproc_per_node 4 -m idmm_tui run recipes/flowers.toml   (multi-GPU, DDP)
+    """
+    from idmm_tui.engine.distributed import setup, teardown
+    from idmm_tui.engine.trainer import RunInterrupted, StopRequest
+    from idmm_tui.launch import create_run, execute, open_for_resume, resolve_recipe
+    from idmm_tui.progress import make_reporter
+
+    if (recipe is None) == (resume is None):
+        raise UsageError("give a RECIPE to start a run, or --resume RUN_DIR to continue one (not both)")
+    if resume is not None and (set_ or name):
+        raise UsageError("--set and --name apply to new runs; a resumed run keeps its recipe and name")
+    overrides = list(set_ or [])
+    state = None
+    if resume is not None:
+        run, resolved, state = open_for_resume(resume)
+    else:
+        resolved = resolve_recipe(recipe, overrides)
+    place = setup(resolved.device)
+    stop = StopRequest()
+    try:
+        if resume is None:
+            run, resolved = _create_on_main(place, recipe, overrides, _runs_dir(runs_dir), name)
+        _install_signal_handlers(stop)
+        if place.is_main:
+            err.print(f"[bold]run[/] {run.path}  ({'resumed' if resume else 'new'}; device {place.device}"
+                      f"{f', {place.world_size} processes' if place.distributed else ''})")
+        reporter = make_reporter(err, enabled=place.is_main)
+        try:
+            with reporter:
+                summary = execute(run, resolved, place, reporter=reporter, stop=stop, resume_state=state)
+        except RunInterrupted:
+            if place.is_main:
+                err.print(f"[yellow]interrupted[/]: checkpoint kept. Resume with: idmm run --resume {run.path}")
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            if place.is_main:
+                err.print(f"[yellow]interrupted[/] (forced): resume from the last checkpoint with: "
+                          f"idmm run --resume {run.path}")
+            raise typer.Exit(130) from None
+    finally:
+        teardown(place)
+    if not place.is_main:
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        _print_summary(summary, run.path)
+
+
+def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, name: str | None):
+    """Rank 0 creates the run directory; the other ranks learn its path (or rank 0's error)."""
+    import tomllib
+
+    from idmm_tui.launch import create_run
+    from idmm_tui.recipe import validate
+    from idmm_tui.runs.store import open_run_dir
+
+    if not place.distributed:
+        return create_run(recipe, overrides, runs_dir, name, world_size=1)
+    import torch.distributed as dist
+
+    message: list[Any] = [None]
+    if place.is_main:
+        try:
+            message = [str(create_run(recipe, overrides, runs_dir, name, world_size=place.world_size)[0].path)]
+        except IdmmError as exc:
+            message = [f"error:{exc}"]
+    dist.broadcast_object_list(message, src=0)
+    if message[0].startswith("error:"):
+        raise UsageError(message[0].removeprefix("error:"))
+    run = open_run_dir(Path(message[0]))
+    return run, validate(tomllib.loads(run.recipe.read_text(encoding="utf-8")), str(run.recipe))
+
+
+def _install_signal_handlers(stop) -> None:
+    """First Ctrl-C / SIGTERM: stop after the current step with a checkpoint. Second Ctrl-C: at once."""
+
+    def graceful(signum, frame):  # noqa: ARG001
+        if stop.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.request("interrupted by SIGINT" if signum == signal.SIGINT else "stopped by SIGTERM")
+        err.print("[yellow]stopping after this step (Ctrl-C again to abort at once)…[/]")
+
+    signal.signal(signal.SIGINT, graceful)
+    signal.signal(signal.SIGTERM, graceful)
+
+
+def _print_summary(summary: dict[str, Any], path: Path) -> None:
+    table = Table(title=f"run {summary.get('name')}: {summary.get('status')}", title_justify="left")
+    for col in ("stage", "kind", "res", "epochs", "loss", "test_acc", "img/s"):
+        table.add_column(col, justify="right" if col not in ("stage", "kind") else "left")
+    for stage_name, s in summary.get("stages", {}).items():
+        table.add_row(stage_name, s.get("kind", ""), str(s.get("resolution", "")), str(s.get("epochs", "")),
+                      _fmt(s.get("loss")), _fmt(s.get("test_acc")), _fmt(s.get("images_per_s"), 0))
+    Console().print(table)
+    Console().print(f"test_acc [bold]{_fmt(summary.get('test_acc'))}[/]  wall {summary.get('wall_time_s')} s  "
+                    f"run dir {path}")
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# idmm runs …
+
+
+@runs_app.command("list")
+def runs_list(
+    runs_dir: RunsDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Every run under the runs directory, newest first."""
+    from idmm_tui.runs.store import list_runs
+
+    rows = []
+    for run in list_runs(_runs_dir(runs_dir)):
+        s = run.read_summary()
+        current = s.get("current") or {}
+        rows.append({
+            "name": run.name, "path": str(run.path), "status": s.get("status"), "backbone": s.get("backbone"),
+            "dataset": s.get("dataset"), "method": s.get("method"), "stage": current.get("stage"),
+            "epoch": current.get("epoch"), "test_acc": s.get("test_acc"), "started_at": s.get("started_at"),
+            "wall_time_s": s.get("wall_time_s"),
+        })
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        err.print(f"no runs in {_runs_dir(runs_dir)} (start one with: idmm run recipes/demo.toml)")
+        return
+    table = Table()
+    for col in ("name", "status", "backbone", "dataset", "method", "stage", "epoch", "test_acc", "wall s"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["status"] or "?", r["backbone"] or "", r["dataset"] or "", r["method"] or "",
+                      r["stage"] or "", _fmt(r["epoch"]), _fmt(r["test_acc"]), _fmt(r["wall_time_s"], 0))
+    Console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="run name (under --runs-dir) or path")],
+    runs_dir: RunsDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print summary.json")] = False,
+) -> None:
+    """One run: status, stages, final metrics and where its files are."""
+    from idmm_tui.runs.store import resolve_run
+
+    rd = resolve_run(run, _runs_dir(runs_dir))
+    summary = rd.read_summary()
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    _print_summary(summary, rd.path)
+    plan = ", ".join(f"{p['name']} ({p['epochs']} ep @ {p['resolution']}px)" for p in summary.get("plan", []))
+    Console().print(f"plan: {plan}\nbackbone {summary.get('backbone')}  dataset {summary.get('dataset')}  "
+                    f"method {summary.get('method')}  seed {summary.get('seed')}")
+    if summary.get("error"):
+        Console().print(f"[red]error:[/] {summary['error']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# registries
+
+
+@data_app.command("list")
+def data_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Registered datasets, their paper split sizes and default locations."""
+    from idmm_tui.data.registry import dataset_names, get_dataset_spec
+
+    specs = [get_dataset_spec(n) for n in dataset_names()]
+    if as_json:
+        sys.stdout.write(json.dumps([{"name": s.name, "classes": s.num_classes, "description": s.description,
+                                      "default_root": s.default_root, "downloadable": s.downloadable}
+                                     for s in specs], indent=2) + "\n")
+        return
+    table = Table()
+    for col in ("name", "classes", "train", "test", "download", "description"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.name, _fmt(s.num_classes), _fmt(s.paper_train_size), _fmt(s.paper_test_size),
+                      "yes" if s.downloadable else "no", s.description)
+    Console().print(table)
+
+
+@app.command("models")
+def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Registered backbones with their paper defaults (lr, warmup)."""
+    from idmm_tui.models.registry import backbone_names, get_backbone_spec
+
+    specs = [get_backbone_spec(n) for n in backbone_names()]
+    if as_json:
+        sys.stdout.write(json.dumps([{"name": s.name, "family": s.family, "lr": s.lr,
+                                      "warmup_epochs": s.warmup_epochs, "description": s.description}
+                                     for s in specs], indent=2) + "\n")
+        return
+    table = Table()
+    for col in ("name", "family", "lr", "warmup", "resolution", "description"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.name, s.family, f"{s.lr:g}", str(s.warmup_epochs), str(s.default_resolution), s.description)
+    Console().print(table)
+
+
+@app.command("methods")
+def methods_cmd() -> None:
+    """Registered pretraining methods."""
+    from idmm_tui.methods import get_method, method_names
+
+    for name in method_names():
+        method = get_method(name)
+        Console().print(f"{name:8s} {method.description if method else 'no pretraining (random-init baseline)'}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one-line errors with meaningful exit codes."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except IdmmError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Shared types for datasets: the ``LabeledImages`` protocol, ``DatasetSpec`` and small helpers.
+
+Dataset modules import from here (never from :mod:`idmm_tui.data.registry`), so the registry can
+import them without a cycle.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from idmm_tui.errors import DatasetNotFoundError
+
+SPLITS = ("train", "test")
+DEFAULT_ROOT = "~/.cache/idmm/datasets"
+
+
+@runtime_checkable
+class LabeledImages(Protocol):
+    """A split of a labelled image dataset: ``ds[i] -> (PIL image in any mode/size, label)``.
+
+    Small in-memory datasets of equal-size images may also offer ``tensors``:
+    ``(uint8 [N, C, H, W] with C in {1, 3}, int64 labels [N])`` (read it with
+    ``getattr(ds, "tensors", None)``).
+    """
+
+    classes: list[str]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]: ...
+
+
+Loader = Callable[[Path, str, bool], LabeledImages]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to find and load one named dataset."""
+
+    name: str
+    num_classes: int | None
+    description: str
+    default_root: str
+    downloadable: bool
+    paper_train_size: int | None
+    paper_test_size: int | None
+    loader: Loader
+
+
+def not_found(name: str, where: Path | str, layout: str, hint: str) -> DatasetNotFoundError:
+    """A one-line 'not found' error naming the dataset, the path looked at, the layout and a hint."""
+    return DatasetNotFoundError(f"dataset {name!r} not found at {where}. Expected layout: {layout}. {hint}")
+
+
+def download_hint(downloadable: bool) -> str:
+    """What the user can do about a missing dataset."""
+    if downloadable:
+        return "Put the files there, or set data.download = true to fetch it."
+    return "Put the files there (this dataset cannot be downloaded automatically)."
+
+
+def dataset_base(root: Path, folder: str, marker: str) -> Path:
+    """The directory holding ``folder/marker``: ``root``, or its parent when ``root`` is that ``folder``."""
+    if not (root / folder / marker).exists() and root.name == folder and (root / marker).exists():
+        return root.parent
+    return root
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image (mode and size untouched), closing the file."""
+    with Image.open(path) as img:
+        img.load()
+        return img
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a text file (tolerates CRLF and a UTF-8 BOM)."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class FileListDataset:
+    """Images listed by path with integer labels."""
+
+    def __init__(self, files: Sequence[Path], labels: Sequence[int], classes: list[str]):
+        if len(files) != len(labels):
+            raise ValueError("files and labels differ in length")
+        self.files = list(files)
+        self.labels = [int(x) for x in labels]
+        self.classes = list(classes)
+        self.tensors = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return open_image(self.files[i]), self.labels[i]
+
+
+class ArrayDataset:
+    """Equal-size uint8 images held in memory; offers the ``tensors`` fast path."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str]):
+        import torch
+
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected uint8 [N, C, H, W], C in (1, 3), got {images.dtype} {images.shape}")
+        if len(images) != len(labels):
+            raise ValueError("images and labels differ in length")
+        if not images.flags.writeable or not images.flags.c_contiguous:
+            images = images.copy()
+        self.classes = list(classes)
+        self.tensors = (
+            torch.from_numpy(images),
+            torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        )
+
+    def __len__(self) -> int:
+        return int(self.tensors[1].shape[0])
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        x = self.tensors[0][i].numpy()
+        img = Image.fromarray(x[0], "L") if x.shape[0] == 1 else Image.fromarray(x.transpose(1, 2, 0), "RGB")
+        return img, int(self.tensors[1][i])
+
+
+class RelabeledConcat:
+    """Several datasets in a row, each label mapped into one shared class list."""
+
+    def __init__(self, parts: Sequence[Any], label_maps: Sequence[Sequence[int] | None], classes: list[str]):
+        self.parts = list(parts)
+        self.label_maps = list(label_maps)
+        self.classes = list(classes)
+        self.tensors = None
+        self._ends = list(np.cumsum([len(p) for p in self.parts], dtype=np.int64).tolist())
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = bisect.bisect_right(self._ends, i)
+        start = self._ends[k - 1] if k else 0
+        img, label = self.parts[k][i - start]
+        mapping = self.label_maps[k]
+        return img, int(mapping[label] if mapping is not None else label)

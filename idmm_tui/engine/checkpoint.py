@@ -1,0 +1,120 @@
+"""Checkpoints: tensors in safetensors, trainer state in JSON, both written atomically.
+
+A checkpoint named ``X`` is ``X.safetensors`` (weights, optimiser moments, RNG states — tensors
+only, never pickle) plus ``X.json`` (trainer state, and the sha256 of the tensor file). Loading
+checks the hash first: a truncated or corrupt file is reported, never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from idmm_tui.errors import CheckpointError
+from idmm_tui.fsutil import atomic_write, atomic_write_json, sha256_file
+
+FORMAT = "idmm-checkpoint/1"
+
+
+def save_checkpoint(path_stem: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """Write ``<stem>.safetensors`` then ``<stem>.json`` (the JSON last: it commits the pair)."""
+    path_stem = Path(path_stem)
+    weights = path_stem.with_suffix(".safetensors")
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(weights, lambda tmp: save_file(clean, str(tmp), metadata={"format": FORMAT}))
+    meta = dict(state, format=FORMAT, weights=weights.name, sha256=sha256_file(weights))
+    atomic_write_json(path_stem.with_suffix(".json"), meta)
+
+
+def read_state(path_stem: Path) -> dict[str, Any]:
+    """The JSON trainer state of a checkpoint (CheckpointError when missing or unreadable)."""
+    meta_path = Path(path_stem).with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint state {meta_path} is missing") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint state {meta_path} is unreadable ({exc}); not loaded") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} is not an idmm checkpoint (format {meta.get('format')!r})")
+    return meta
+
+
+def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, state) after verifying the tensor file's sha256 against the state."""
+    meta = read_state(path_stem)
+    weights = Path(path_stem).with_suffix(".safetensors")
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint weights {weights} are missing; not loaded")
+    actual = sha256_file(weights)
+    if actual != meta.get("sha256"):
+        raise CheckpointError(
+            f"checkpoint {weights} is corrupt or truncated (sha256 {actual[:12]}… expected "
+            f"{str(meta.get('sha256'))[:12]}…); it was not loaded"
+        )
+    try:
+        tensors = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {weights} cannot be read ({exc}); not loaded") from None
+    return tensors, meta
+
+
+def load_weights(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Tensors of a bare safetensors file (e.g. a zoo model), with a clear error when it is damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"weights file {path} is corrupt or not safetensors ({exc}); not loaded") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# optimiser state <-> flat tensors
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """AdamW moments and step counts as ``optim.<param index>.<name>`` tensors."""
+    out: dict[str, torch.Tensor] = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            out[f"optim.{index}.{name}"] = tensor
+    return out
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of :func:`optimizer_tensors` (param groups come from the optimiser as built)."""
+    current = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if not key.startswith("optim."):
+            continue
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    current["state"] = state
+    optimizer.load_state_dict(current)
+
+
+def rng_tensors(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
+    """RNG states (global CPU, CUDA when present, and named generators) as uint8 tensors."""
+    out = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["rng.cuda"] = torch.cuda.get_rng_state()
+    for name, gen in generators.items():
+        out[f"rng.{name}"] = gen.get_state()
+    return out
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], generators: dict[str, torch.Generator]) -> None:
+    torch.set_rng_state(tensors["rng.torch"].cpu())
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"].cpu())
+    for name, gen in generators.items():
+        gen.set_state(tensors[f"rng.{name}"].cpu())

@@ -1,0 +1,177 @@
+"""Starting and resuming runs: everything between a recipe on disk and the :class:`Trainer`.
+
+Bad input is caught here, *before* anything is created: unknown dataset / backbone / method names,
+resolutions the backbone cannot take, a dataset missing on disk, an existing run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from idmm_tui.data.registry import get_dataset_spec, load_split
+from idmm_tui.engine import checkpoint as ckpt
+from idmm_tui.engine.distributed import Placement
+from idmm_tui.engine.trainer import Reporter, StopRequest, Trainer, new_summary, plan_stages
+from idmm_tui.errors import RecipeError, RunStateError, UsageError
+from idmm_tui.methods import get_method
+from idmm_tui.models.registry import create_backbone, get_backbone_spec
+from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, save_recipe, to_toml, validate
+from idmm_tui.runs.store import LAST, RunDir, create_run_dir, open_run_dir
+from idmm_tui.transfer import init_loader
+
+
+def resolve_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load + validate a recipe, check every registry name in it, fill backbone defaults."""
+    recipe = load_recipe(path, overrides)
+    spec = get_backbone_spec(recipe.model.backbone)
+    get_dataset_spec(recipe.data.dataset)
+    get_method(recipe.pretrain.method)
+    recipe = fill_defaults(recipe, spec.lr, spec.warmup_epochs)
+    stages = plan_stages(recipe)
+    if not stages:
+        raise RecipeError(f"{path}: nothing to run (no pretraining and no fine-tuning stage with epochs > 0)")
+    if not any(s.kind == "finetune" for s in stages):
+        pass  # pretraining only is allowed (e.g. to publish a backbone)
+    for stage in stages:
+        check_resolution(recipe.model.backbone, stage.cfg.resolution, f"{stage.name}.resolution")
+    return recipe
+
+
+def check_resolution(backbone: str, resolution: int, key: str) -> None:
+    """Build the backbone on the meta device at ``resolution`` to reject impossible sizes early."""
+    try:
+        with torch.device("meta"):
+            create_backbone(backbone, img_size=resolution, drop_path_rate=0.0)
+    except Exception as exc:  # noqa: BLE001 - any construction failure is a recipe error here
+        raise RecipeError(f"{key} = {resolution} does not work with backbone {backbone!r}: {exc}") from None
+
+
+def default_run_name(recipe: Recipe, recipe_path: Path, runs_dir: Path) -> str:
+    stem = recipe.name or recipe_path.stem
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name, k = base, 2
+    while (runs_dir / name).exists():
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def recipe_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def create_run(
+    recipe_path: str | Path,
+    overrides: list[str] | tuple[str, ...],
+    runs_dir: Path,
+    name: str | None,
+    *,
+    world_size: int = 1,
+) -> tuple[RunDir, Recipe]:
+    """Validate everything, then create the run directory with its resolved recipe and summary."""
+    recipe_path = Path(recipe_path)
+    recipe = resolve_recipe(recipe_path, overrides)
+    if recipe.init:
+        init_loader(recipe.init)  # fail now on a bad init reference
+    # the dataset must be readable (or downloadable) before a directory is created
+    load_split(recipe.data.dataset, recipe.data.root or None, "train", recipe.data.download)
+    if any(s.kind == "finetune" for s in plan_stages(recipe)):
+        load_split(recipe.data.dataset, recipe.data.root or None, "test", recipe.data.download)
+    run = create_run_dir(runs_dir, name or default_run_name(recipe, recipe_path, runs_dir))
+    save_recipe(recipe, run.recipe)
+    summary = new_summary(run, recipe, recipe_digest(to_toml(recipe)), plan_stages(recipe), world_size)
+    summary["recipe_source"] = str(recipe_path)
+    summary["overrides"] = list(overrides)
+    run.write_summary(summary)
+    run.append_log(f"created from {recipe_path} {' '.join('--set ' + o for o in overrides)}".rstrip())
+    return run, recipe
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | None]:
+    """The run, its recipe and its last checkpoint state; refuses finished, live or foreign runs."""
+    run = open_run_dir(Path(path).expanduser())
+    summary = run.read_summary()
+    status = summary.get("status")
+    if status == "completed":
+        raise RunStateError(f"run {run.path} already completed (test_acc={summary.get('test_acc')}); nothing to resume")
+    if status == "running" and _pid_alive(summary.get("pid")) and summary.get("pid") != os.getpid():
+        import socket
+
+        if summary.get("host") in (None, socket.gethostname()):
+            raise RunStateError(f"run {run.path} is still running (pid {summary['pid']}); stop it first")
+    text = run.recipe.read_text(encoding="utf-8")
+    if summary.get("recipe_sha256") and recipe_digest(text) != summary["recipe_sha256"]:
+        # tolerate formatting-only differences: compare the validated content
+        try:
+            parsed = validate(tomllib.loads(text), str(run.recipe))
+        except (tomllib.TOMLDecodeError, UsageError) as exc:
+            raise RunStateError(f"{run.recipe} was modified and is no longer valid: {exc}") from None
+        if recipe_digest(to_toml(parsed)) != summary["recipe_sha256"]:
+            raise RunStateError(
+                f"{run.recipe} was modified after the run started; resuming would not reproduce it. "
+                "Start a new run from the edited recipe instead"
+            )
+    try:
+        recipe = validate(tomllib.loads(text), str(run.recipe))
+    except tomllib.TOMLDecodeError as exc:
+        raise RunStateError(f"{run.recipe} is not valid TOML ({exc})") from None
+    state = None
+    if run.checkpoint(LAST).with_suffix(".json").exists():
+        state = ckpt.read_state(run.checkpoint(LAST))
+        ckpt.load_checkpoint(run.checkpoint(LAST))  # verify the tensors now, before touching anything
+    return run, recipe, state
+
+
+def execute(
+    run: RunDir,
+    recipe: Recipe,
+    place: Placement,
+    *,
+    reporter: Reporter | None = None,
+    stop: StopRequest | None = None,
+    resume_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (or continue training) ``run``; marks it failed/interrupted when training stops early."""
+    if resume_state is not None and place.is_main:
+        position = (resume_state["stage_index"], resume_state["global_step"])
+        if resume_state.get("stage_done"):
+            position = (resume_state["stage_index"] - 1, 1 << 62)
+        run.truncate_metrics(*position)
+    elif resume_state is None and place.is_main and run.metrics.exists():
+        run.metrics.unlink()  # resumed before the first checkpoint: start over cleanly
+    if resume_state is not None and resume_state.get("world_size", 1) != place.world_size:
+        raise RunStateError(
+            f"{run.path} was checkpointed with {resume_state.get('world_size')} processes; "
+            f"resume it with the same number (now {place.world_size})"
+        )
+    loader = init_loader(recipe.init) if recipe.init else None
+    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader)
+    try:
+        return trainer.fit(resume_state)
+    except BaseException as exc:
+        from idmm_tui.engine.trainer import RunInterrupted
+
+        status = "interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed"
+        message = str(exc) or type(exc).__name__
+        trainer.update_summary(status=status, error=None if status == "interrupted" else message, pid=None)
+        if place.is_main:
+            run.append_log(f"run {status}: {message}")
+        raise

@@ -1,0 +1,16 @@
+"""Pretraining methods: a registry of objectives (one file each).
+
+A method turns a backbone into a trainable module (backbone + its heads) and computes the
+pretraining loss of one batch. Adding a method = one new file + one ``register_method`` call.
+"""
+
+from idmm_tui.methods.base import (
+    Batch,
+    PretrainMethod,
+    get_method,
+    method_names,
+    register_method,
+)
+from idmm_tui.methods import idmm as _idmm  # noqa: F401  (registers "idmm")
+
+__all__ = ["Batch", "PretrainMethod", "get_method", "method_names", "register_method"]

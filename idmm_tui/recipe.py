@@ -1,0 +1,299 @@
+"""Recipes: validated TOML describing a whole run (pretraining + fine-tuning stages).
+
+A recipe may name ``base = "other.toml"`` (resolved relative to its own file); its tables are merged
+over the base's, key by key, while arrays (``finetune``) replace the base's whole. Command-line
+overrides (``--set pretrain.epochs=10``, ``--set finetune.0.epochs=3``) are applied last. Values
+left unset in the file (``lr``, ``warmup_epochs``) are filled from the backbone's paper defaults, so
+the *resolved* recipe saved in a run directory reproduces the run on its own.
+
+Key names are a public interface (the TUI, sweeps and scripts address them): ``seed``,
+``data.dataset``, ``data.root``, ``model.backbone``, ``pretrain.method``, ``pretrain.epochs``,
+``pretrain.resolution``, ``finetune`` (array of stages with ``epochs``, ``resolution``…).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from idmm_tui.errors import RecipeError, suggest
+
+METHODS_WITHOUT_PRETRAINING = ("none",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Which images to train on."""
+
+    dataset: str = Field("embedded", description="dataset registry name (`idmm data list`)")
+    root: str = Field("", description="folder holding the dataset; empty = the dataset's default")
+    download: bool = Field(False, description="let torchvision download the dataset when missing")
+    num_workers: int = Field(2, ge=0, le=64, description="image-decoding worker processes")
+    cache: Literal["auto", "yes", "no"] = Field(
+        "auto", description="decode all images once into memory (auto: when they fit in 2 GiB)"
+    )
+
+
+class ModelConfig(_Strict):
+    """Which backbone to train."""
+
+    backbone: str = Field("vit_micro_p4", description="backbone registry name (`idmm models`)")
+    drop_path: float = Field(0.1, ge=0.0, lt=1.0, description="stochastic depth rate")
+
+
+class OptimConfig(_Strict):
+    """Shared optimiser / schedule settings of one stage (AdamW, linear warmup, cosine to min_lr)."""
+
+    epochs: int = Field(ge=0, le=100_000, description="epochs of this stage (0 skips it)")
+    resolution: int = Field(ge=8, le=1024, description="input size in pixels (square)")
+    batch_size: int = Field(256, ge=1, le=65_536, description="total batch over all devices")
+    lr: float | None = Field(None, gt=0.0, le=10.0, description="peak learning rate; unset = backbone default")
+    min_lr: float = Field(0.0, ge=0.0, description="learning rate at the end of the cosine")
+    weight_decay: float = Field(1e-3, ge=0.0, le=10.0)
+    warmup_epochs: float | None = Field(
+        None, ge=0.0, description="linear warmup length (per iteration); unset = backbone default"
+    )
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="epsilon of Eq. 17")
+    grad_clip: float = Field(0.0, ge=0.0, description="max grad norm; 0 = off")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> OptimConfig:
+        if self.warmup_epochs is not None and self.epochs and self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) exceeds epochs ({self.epochs})")
+        return self
+
+
+class PretrainConfig(OptimConfig):
+    """Self-supervised pretraining on the target images (IDMM by default)."""
+
+    method: str = Field("idmm", description="pretraining method; 'none' = random-init baseline")
+    epochs: int = Field(800, ge=0, le=100_000)
+    resolution: int = Field(112, ge=8, le=1024, description="small resolution of all crops (paper: 112)")
+    global_crops: int = Field(2, ge=1, le=16, description="crops of scale global_scale per image")
+    global_scale: tuple[float, float] = (0.14, 1.0)
+    local_crops: int = Field(4, ge=0, le=32, description="crops of scale local_scale; 0 = no multi-crop")
+    local_scale: tuple[float, float] = (0.05, 0.4)
+    cutmix_alpha: float = Field(0.5, ge=0.0, description="CutMix Beta(a, a) on instance IDs; 0 = off")
+    color_jitter: float = Field(0.8, ge=0.0, le=1.0, description="jitter strength (b, c, s; hue = s/4)")
+    color_jitter_prob: float = Field(0.8, ge=0.0, le=1.0)
+    grayscale_prob: float = Field(0.2, ge=0.0, le=1.0)
+    blur_prob: float = Field(0.5, ge=0.0, le=1.0)
+    head_bias: bool = Field(True, description="bias of the N-way instance head")
+
+    @model_validator(mode="after")
+    def _scales_ordered(self) -> PretrainConfig:
+        for key in ("global_scale", "local_scale"):
+            lo, hi = getattr(self, key)
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ValueError(f"{key} must satisfy 0 < low <= high <= 1, got {[lo, hi]}")
+        return self
+
+
+class FinetuneConfig(OptimConfig):
+    """One supervised fine-tuning stage (DeiT-style recipe)."""
+
+    epochs: int = Field(200, ge=0, le=100_000)
+    resolution: int = Field(224, ge=8, le=1024)
+    mixup_alpha: float = Field(0.5, ge=0.0, description="Mixup alpha, used on even epochs; 0 = off")
+    cutmix_alpha: float = Field(0.5, ge=0.0, description="CutMix alpha, used on odd epochs; 0 = off")
+    randaugment_ops: int = Field(2, ge=0, le=6, description="RandAugment ops per image; 0 = off")
+    randaugment_magnitude: float = Field(9.0, ge=0.0, le=30.0)
+    color_jitter: float = Field(0.4, ge=0.0, le=1.0)
+    color_jitter_prob: float = Field(0.4, ge=0.0, le=1.0)
+    grayscale_prob: float = Field(0.2, ge=0.0, le=1.0)
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    eval_crop_pct: float = Field(0.875, gt=0.0, le=1.0, description="center crop ratio at test time")
+
+
+class Recipe(_Strict):
+    """A whole run: data, backbone, pretraining and the fine-tuning stages."""
+
+    name: str = Field("", description="default run name prefix")
+    description: str = ""
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 autocast on CUDA only")
+    init: str = Field("", description="initial weights: '', 'zoo:NAME', a zoo folder or a run directory")
+    log_every: int = Field(10, ge=1, description="steps between metrics lines")
+    eval_every: int = Field(1, ge=1, description="fine-tuning epochs between test evaluations")
+    checkpoint_every_s: float = Field(60.0, ge=0.0, description="min seconds between epoch checkpoints")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    finetune: list[FinetuneConfig] = Field(default_factory=lambda: [FinetuneConfig()])
+
+
+# ---------------------------------------------------------------------------------------------
+# loading, inheritance and overrides
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe not found: {path}") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}") from None
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base``: tables merge key by key, anything else (arrays too) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe's table with its ``base`` chain merged in (``base`` removed)."""
+    path = path.expanduser().resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise RecipeError(f"recipe inheritance cycle: {chain}")
+    raw = _read_toml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise RecipeError(f"{path}: 'base' must be a file name string, got {base!r}")
+    return deep_merge(load_raw(path.parent / base, (*_seen, path)), raw)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b.0.c=VALUE"`` -> (["a", "b", "0", "c"], value); VALUE is read as TOML, else as a string."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"--set expects KEY=VALUE, got {item!r}")
+    text = text.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key.split("."), value
+
+
+def apply_override(raw: dict[str, Any], parts: list[str], value: Any, *, shown: str) -> None:
+    """Set ``raw[parts...] = value`` in place; array elements are addressed by index."""
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit():
+                raise RecipeError(f"--set {shown}: '{where}' indexes an array, use a number")
+            index = int(part)
+            if index > len(node):
+                raise RecipeError(
+                    f"--set {shown}: '{where}' is out of range (the array has {len(node)} elements)"
+                )
+            if index == len(node):
+                node.append({})  # append a new stage: the rest comes from the defaults
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, [] if part == "finetune" else {})
+        else:
+            raise RecipeError(f"--set {shown}: '{'.'.join(parts[:depth])}' is not a table or array")
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Recipe
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if hasattr(a, "model_fields")), None)
+        if model is None:
+            return []
+    return list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+
+
+def _explain(exc: ValidationError, source: str) -> RecipeError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        key = _format_loc(loc) or "(recipe)"
+        if err["type"] == "extra_forbidden":
+            close = suggest(str(loc[-1]), _known_keys_at(loc[:-1]))
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            lines.append(f"{key}: unknown key{hint}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"{key}: {msg}{shown}")
+    return RecipeError(f"{source}: " + "; ".join(lines))
+
+
+def validate(raw: dict[str, Any], source: str) -> Recipe:
+    """A :class:`Recipe` from a raw table, or a :class:`RecipeError` naming each bad key and the source."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise _explain(exc, source) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, inherit, override and validate a recipe (backbone defaults are NOT filled in yet)."""
+    path = Path(path)
+    raw = load_raw(path)
+    for item in overrides:
+        parts, value = parse_override(item)
+        apply_override(raw, parts, value, shown=item)
+    source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return validate(raw, source)
+
+
+def fill_defaults(recipe: Recipe, lr: float, warmup_epochs: float) -> Recipe:
+    """A copy with unset ``lr`` / ``warmup_epochs`` set to the backbone's paper defaults.
+
+    Warmup is clipped to the stage length, so that short CPU runs stay valid.
+    """
+    out = recipe.model_copy(deep=True)
+    for stage in [out.pretrain, *out.finetune]:
+        if stage.lr is None:
+            stage.lr = lr
+        if stage.warmup_epochs is None:
+            stage.warmup_epochs = float(min(warmup_epochs, stage.epochs))
+    return out
+
+
+def to_toml(recipe: Recipe) -> str:
+    """The recipe as TOML text (no ``None`` values: unset keys are left out)."""
+    return tomli_w.dumps(recipe.model_dump(mode="json", exclude_none=True))
+
+
+def save_recipe(recipe: Recipe, path: Path) -> None:
+    """Write the recipe as TOML (atomically)."""
+    from idmm_tui.fsutil import atomic_write_text
+
+    atomic_write_text(path, to_toml(recipe))

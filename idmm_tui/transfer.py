@@ -1,0 +1,93 @@
+"""Where a recipe's ``init`` points: a run directory, an exported model folder, or a zoo name.
+
+Every form resolves to a function returning tensors keyed ``backbone.*`` (and ``head.*`` when the
+source has a classifier head), read from safetensors only (no pickle, ever).
+
+* a run directory: the weights of its last finished stage (``checkpoints/<stage>.safetensors``);
+* a folder in timm's hub layout (``model.safetensors`` + ``config.json``): timm keys, the head
+  being ``head.*`` / ``fc.*``;
+* a ``.safetensors`` file of either kind;
+* ``zoo:NAME``: a model of the local zoo registry (see ``idmm zoo``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from idmm_tui.engine import checkpoint as ckpt
+from idmm_tui.errors import UsageError
+from idmm_tui.runs.store import RunDir
+
+HEAD_PREFIXES = ("head.", "fc.", "classifier.")
+
+
+def _as_two_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm-layout keys -> ``backbone.*`` / ``head.*`` (already prefixed keys pass through)."""
+    if any(k.startswith("backbone.") for k in tensors):
+        return tensors
+    out = {}
+    for key, value in tensors.items():
+        head = next((p for p in HEAD_PREFIXES if key.startswith(p)), None)
+        out["head." + key[len(head):] if head else "backbone." + key] = value
+    return out
+
+
+def _last_stage_weights(run_path: Path) -> Path:
+    run = RunDir(run_path)
+    summary = run.read_summary()
+    finished = [s["name"] for s in summary.get("plan", []) if s.get("name") in summary.get("stages", {})]
+    if not finished:
+        raise UsageError(f"init: run {run_path} has no finished stage to start from")
+    return run.stage_weights(finished[-1])
+
+
+def resolve_init_path(init: str) -> Path:
+    """The safetensors file an ``init`` reference designates (UsageError when there is none)."""
+    if init.startswith("zoo:"):
+        try:
+            from idmm_tui.zoo.registry import local_model_dir
+        except ImportError:
+            raise UsageError("init: 'zoo:' references need the model zoo, not in this version") from None
+        folder = local_model_dir(init.removeprefix("zoo:"))
+        return folder / "model.safetensors"
+    path = Path(init).expanduser()
+    if path.is_file() and path.suffix == ".safetensors":
+        return path
+    if path.is_dir():
+        if (path / "summary.json").is_file():
+            return _last_stage_weights(path)
+        if (path / "model.safetensors").is_file():
+            return path / "model.safetensors"
+        raise UsageError(f"init: {path} is neither a run directory nor a model folder with model.safetensors")
+    raise UsageError(f"init: {init!r} not found (expected 'zoo:NAME', a run directory, a model folder or a .safetensors file)")
+
+
+def init_loader(init: str) -> Callable[[], dict[str, torch.Tensor]]:
+    """A loader for the ``init`` weights; resolves (and validates) the reference now."""
+    path = resolve_init_path(init)
+    if not path.is_file():
+        raise UsageError(f"init: weights file {path} does not exist")
+
+    def load() -> dict[str, torch.Tensor]:
+        return _as_two_part(ckpt.load_weights(path))
+
+    return load
+
+
+def init_lineage(init: str) -> dict:
+    """What a model card needs to name the parent of a run started from ``init``."""
+    if not init:
+        return {}
+    path = resolve_init_path(init)
+    config = path.parent / "config.json"
+    parent: dict = {"init": init, "weights": str(path)}
+    if config.is_file():
+        try:
+            parent["config"] = json.loads(config.read_text(encoding="utf-8"))
+        except ValueError:
+            pass
+    return parent
