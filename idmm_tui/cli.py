@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -52,10 +51,14 @@ def _runs_dir(value: Path | None) -> Path:
 
 @app.command("run")
 def run_cmd(
-    recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file, e.g. recipes/demo.toml", show_default=False)] = None,
+    recipe: Annotated[
+        Path | None, typer.Argument(help="recipe TOML file, e.g. recipes/demo.toml", show_default=False)
+    ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", help="override a recipe key: KEY=VALUE (dotted; arrays by index: finetune.0.epochs=3)"),
+        typer.Option(
+            "--set", "-s", help="override a recipe key: KEY=VALUE (dotted; arrays by index: finetune.0.epochs=3)"
+        ),
     ] = None,
     runs_dir: RunsDirOpt = None,
     name: Annotated[str | None, typer.Option(help="run directory name [default: <recipe>-<timestamp>]")] = None,
@@ -78,7 +81,7 @@ def run_cmd(
     """
     from idmm_tui.engine.distributed import setup, teardown
     from idmm_tui.engine.trainer import RunInterrupted, StopRequest
-    from idmm_tui.launch import create_run, execute, open_for_resume, resolve_recipe
+    from idmm_tui.launch import execute, open_for_resume, resolve_recipe
     from idmm_tui.progress import make_reporter
 
     if (recipe is None) == (resume is None):
@@ -93,10 +96,11 @@ def run_cmd(
         resolved = resolve_recipe(recipe, overrides)
     place = setup(resolved.device)
     stop = StopRequest()
+    previous_handlers: dict = {}
     try:
         if resume is None:
             run, resolved = _create_on_main(place, recipe, overrides, _runs_dir(runs_dir), name)
-        _install_signal_handlers(stop)
+        previous_handlers = _install_signal_handlers(stop)
         if place.is_main:
             err.print(f"[bold]run[/] {run.path}  ({'resumed' if resume else 'new'}; device {place.device}"
                       f"{f', {place.world_size} processes' if place.distributed else ''})")
@@ -114,6 +118,8 @@ def run_cmd(
                           f"idmm run --resume {run.path}")
             raise typer.Exit(130) from None
     finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         teardown(place)
     if not place.is_main:
         return
@@ -148,8 +154,11 @@ def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, n
     return run, validate(tomllib.loads(run.recipe.read_text(encoding="utf-8")), str(run.recipe))
 
 
-def _install_signal_handlers(stop) -> None:
-    """First Ctrl-C / SIGTERM: stop after the current step with a checkpoint. Second Ctrl-C: at once."""
+def _install_signal_handlers(stop) -> dict:
+    """First Ctrl-C / SIGTERM: stop after the current step with a checkpoint. Second Ctrl-C: at once.
+
+    Returns the previous handlers (restored when the run ends).
+    """
 
     def graceful(signum, frame):  # noqa: ARG001
         if stop.requested and signum == signal.SIGINT:
@@ -157,8 +166,10 @@ def _install_signal_handlers(stop) -> None:
         stop.request("interrupted by SIGINT" if signum == signal.SIGINT else "stopped by SIGTERM")
         err.print("[yellow]stopping after this step (Ctrl-C again to abort at once)…[/]")
 
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, graceful)
     signal.signal(signal.SIGTERM, graceful)
+    return previous
 
 
 def _print_summary(summary: dict[str, Any], path: Path) -> None:

@@ -63,7 +63,9 @@ def resolve_init_path(init: str) -> Path:
         if (path / "model.safetensors").is_file():
             return path / "model.safetensors"
         raise UsageError(f"init: {path} is neither a run directory nor a model folder with model.safetensors")
-    raise UsageError(f"init: {init!r} not found (expected 'zoo:NAME', a run directory, a model folder or a .safetensors file)")
+    raise UsageError(
+        f"init: {init!r} not found (expected 'zoo:NAME', a run directory, a model folder or a .safetensors file)"
+    )
 
 
 def init_loader(init: str) -> Callable[[], dict[str, torch.Tensor]]:

@@ -101,7 +101,8 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, out: int) -> torch.Te
     """Cut box ``i`` (fractions) out of image ``i`` and resize it to ``out``×``out`` in one call."""
     b, _, hgt, wid = images.shape
     scale = torch.tensor([wid, hgt, wid, hgt], device=images.device, dtype=images.dtype)
-    rois = torch.cat([torch.arange(b, device=images.device, dtype=images.dtype)[:, None], boxes.to(images.dtype) * scale], 1)
+    index = torch.arange(b, device=images.device, dtype=images.dtype)[:, None]
+    rois = torch.cat([index, boxes.to(images.dtype) * scale], 1)
     return roi_align(images, rois, output_size=(out, out), spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 

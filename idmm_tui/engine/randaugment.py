@@ -63,7 +63,8 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     cdf_min = torch.where(hist > 0, cdf, torch.full_like(cdf, float("inf"))).min(1, keepdim=True).values
     denom = (cdf[:, -1:] - cdf_min).clamp_min(1)
     lut = ((cdf - cdf_min) / denom).clamp(0, 1)
-    return lut.gather(1, q).view(b, c, h, w)
+    flat = cdf_min >= cdf[:, -1:]  # a single grey level: nothing to equalise, left as is (like PIL)
+    return torch.where(flat, x.reshape(b * c, h * w), lut.gather(1, q)).view(b, c, h, w)
 
 
 def _photometric(op: str, x: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:

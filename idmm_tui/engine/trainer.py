@@ -516,8 +516,12 @@ class Trainer:
                 "saved_at": _now(),
             }
             ckpt.save_checkpoint(self.run.checkpoint(LAST), tensors, state)
-            self.log(f"{stage.name}: checkpoint at epoch {pos.epoch + 1 if not stage_done else pos.epoch}, "
-                     f"step {pos.global_step}")
+            if stage_done:
+                self.log(f"{stage.name}: finished; weights in checkpoints/{stage.name}.safetensors")
+            else:
+                where = (f"after epoch {pos.epoch}" if pos.step_in_epoch == 0
+                         else f"in epoch {pos.epoch + 1} (batch {pos.step_in_epoch})")
+                self.log(f"{stage.name}: checkpoint {where}, step {pos.global_step}")
         self._last_ckpt_time = time.monotonic()
 
     def finish_stage(self, stage: Stage, module: nn.Module, classes: list[str]) -> None:

@@ -4,6 +4,7 @@ A method turns a backbone into a trainable module (backbone + its heads) and com
 pretraining loss of one batch. Adding a method = one new file + one ``register_method`` call.
 """
 
+from idmm_tui.methods import idmm as _idmm  # noqa: F401  (registers "idmm")
 from idmm_tui.methods.base import (
     Batch,
     PretrainMethod,
@@ -11,6 +12,5 @@ from idmm_tui.methods.base import (
     method_names,
     register_method,
 )
-from idmm_tui.methods import idmm as _idmm  # noqa: F401  (registers "idmm")
 
 __all__ = ["Batch", "PretrainMethod", "get_method", "method_names", "register_method"]
