@@ -37,10 +37,10 @@ def resolve_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     stages = plan_stages(recipe)
     if not stages:
         raise RecipeError(f"{path}: nothing to run (no pretraining and no fine-tuning stage with epochs > 0)")
-    if not any(s.kind == "finetune" for s in stages):
-        pass  # pretraining only is allowed (e.g. to publish a backbone)
-    for stage in stages:
-        check_resolution(recipe.model.backbone, stage.cfg.resolution, f"{stage.name}.resolution")
+    keys = [("pretrain.resolution", recipe.pretrain)] if recipe.pretrain.method != "none" else []
+    keys += [(f"finetune.{i}.resolution", ft) for i, ft in enumerate(recipe.finetune) if ft.epochs > 0]
+    for key, cfg in keys:
+        check_resolution(recipe.model.backbone, cfg.resolution, f"{path}: {key}")
     return recipe
 
 
@@ -50,7 +50,8 @@ def check_resolution(backbone: str, resolution: int, key: str) -> None:
         with torch.device("meta"):
             create_backbone(backbone, img_size=resolution, drop_path_rate=0.0)
     except Exception as exc:  # noqa: BLE001 - any construction failure is a recipe error here
-        raise RecipeError(f"{key} = {resolution} does not work with backbone {backbone!r}: {exc}") from None
+        detail = str(exc).split(": ", 1)[-1] if str(exc).startswith("backbone") else str(exc)
+        raise RecipeError(f"{key} = {resolution} does not work with backbone {backbone!r}: {detail}") from None
 
 
 def default_run_name(recipe: Recipe, recipe_path: Path, runs_dir: Path) -> str:

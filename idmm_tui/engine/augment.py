@@ -6,7 +6,8 @@ of uint8 images becomes a batch of augmented crops in a handful of tensor ops:
 
 * random-resized crops are boxes sampled in each image's *original* pixel frame (so aspect ratios
   are those of the original even when images are stored resized to a square) and cut + resized
-  in one ``torchvision.ops.roi_align`` call (bilinear with area sampling; the paper's fine-tuning
+  in one ``torchvision.ops.roi_align`` call (adaptive sampling: bilinear when enlarging, an area
+  average when shrinking, exact at equal size; the paper's fine-tuning
   uses bicubic RandomResizedCrop: a deliberate, documented deviation for speed);
 * colour jitter (brightness, contrast, saturation, hue), grayscale, Gaussian blur and flips are
   per-sample masks and factors.
@@ -103,7 +104,7 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, out: int) -> torch.Te
     scale = torch.tensor([wid, hgt, wid, hgt], device=images.device, dtype=images.dtype)
     index = torch.arange(b, device=images.device, dtype=images.dtype)[:, None]
     rois = torch.cat([index, boxes.to(images.dtype) * scale], 1)
-    return roi_align(images, rois, output_size=(out, out), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return roi_align(images, rois, output_size=(out, out), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -114,11 +114,6 @@ def test_center_boxes():
 # crop + resize
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crop_resize uses roi_align(sampling_ratio=2): 2x2 sub-samples per output pixel blur an "
-    "identity resize by [1/8, 3/4, 1/8] per axis (reported to the lead, not fixed here)",
-)
 def test_crop_resize_full_box_same_size_is_identity():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 12, 12)
