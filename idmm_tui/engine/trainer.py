@@ -441,6 +441,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, module: nn.Module, test: ImageBank, cfg: FinetuneConfig) -> float:
         """Top-1 accuracy (%) on the whole test split (sharded over ranks)."""
+        module = _unwrap(module)  # no DDP hooks: ranks may see different numbers of test batches
         module.eval()
         n = len(test)
         order = torch.arange(n)[self.place.rank :: self.place.world_size]
