@@ -15,6 +15,7 @@ holding ``{"architecture", "model_args"}`` is rebuilt by plain timm:
 name          patch  embed  depth  heads  default px  params (backbone, at default px)
 ============  =====  =====  =====  =====  =========  ==============================================
 vit_nano_p2   2      64     6      2      32          0.32M (unit tests, 32-px images, 16×16 grid)
+vit_pico_p4   4      64     4      2      28          0.20M (fast CPU demos on 16–28 px images)
 vit_micro_p4  4      128    4      4      32          0.81M (the paper's Fig. 3 0.8M-size model)
 vit_mini_p4   4      192    6      3      64          2.73M (DeiT-Tiny's width, half its depth)
 ============  =====  =====  =====  =====  =========  ==============================================
@@ -101,6 +102,8 @@ _SPECS: tuple[BackboneSpec, ...] = (
     _t2t("t2t_vit_14", "T2T-ViT-14, 21.2M params (21.5M with 1k head)"),
     _vit("vit_nano_p2", "deit_tiny_patch16_224", "ViT-Nano/2 for tests and 32-px images, 0.32M params",
          res=32, patch_size=2, embed_dim=64, depth=6, num_heads=2, mlp_ratio=4.0),
+    _vit("vit_pico_p4", "deit_tiny_patch16_224", "ViT-Pico/4 for fast CPU runs on 16-28 px images, 0.20M params",
+         res=28, patch_size=4, embed_dim=64, depth=4, num_heads=2, mlp_ratio=4.0),
     _vit("vit_micro_p4", "deit_tiny_patch16_224", "ViT-Micro/4 (the paper's 0.8M size), 0.81M params",
          res=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4.0),
     _vit("vit_mini_p4", "deit_tiny_patch16_224", "ViT-Mini/4 for 64-px images, 2.7M params",

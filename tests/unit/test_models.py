@@ -23,7 +23,7 @@ EXPECTED_NAMES = [
     "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224",
     "pvt_v2_b0", "pvt_v2_b1", "pvt_v2_b2", "pvt_v2_b3",
     "t2t_vit_7", "t2t_vit_14",
-    "vit_nano_p2", "vit_micro_p4", "vit_mini_p4",
+    "vit_nano_p2", "vit_pico_p4", "vit_micro_p4", "vit_mini_p4",
 ]
 BIG = 10_000_000  # above this many parameters, build on the meta device (shapes only)
 
@@ -95,7 +95,7 @@ def test_small_vit_sizes() -> None:
     assert 2e6 <= _count_on_meta("vit_mini_p4", 64) <= 3e6
 
 
-@pytest.mark.parametrize("name", ["vit_nano_p2", "vit_micro_p4", "vit_mini_p4"])
+@pytest.mark.parametrize("name", ["vit_nano_p2", "vit_pico_p4", "vit_micro_p4", "vit_mini_p4"])
 @pytest.mark.parametrize("img", [16, 28, 32, 64])
 def test_small_vits_take_tiny_images(name: str, img: int) -> None:
     model = create_backbone(name, img_size=img, drop_path_rate=0.0).eval()
