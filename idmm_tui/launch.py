@@ -23,7 +23,7 @@ from idmm_tui.errors import RecipeError, RunStateError, UsageError
 from idmm_tui.methods import get_method
 from idmm_tui.models.registry import create_backbone, get_backbone_spec
 from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, save_recipe, to_toml, validate
-from idmm_tui.runs.store import LAST, RunDir, create_run_dir, open_run_dir
+from idmm_tui.runs.store import LAST, RunDir, create_run_dir, effective_status, open_run_dir
 from idmm_tui.transfer import init_loader
 
 
@@ -94,18 +94,6 @@ def create_run(
     return run, recipe
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | None]:
     """The run, its recipe and its last checkpoint state; refuses finished, live or foreign runs."""
     run = open_run_dir(Path(path).expanduser())
@@ -113,11 +101,8 @@ def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | 
     status = summary.get("status")
     if status == "completed":
         raise RunStateError(f"run {run.path} already completed (test_acc={summary.get('test_acc')}); nothing to resume")
-    if status == "running" and _pid_alive(summary.get("pid")) and summary.get("pid") != os.getpid():
-        import socket
-
-        if summary.get("host") in (None, socket.gethostname()):
-            raise RunStateError(f"run {run.path} is still running (pid {summary['pid']}); stop it first")
+    if status == "running" and effective_status(summary) == "running" and summary.get("pid") != os.getpid():
+        raise RunStateError(f"run {run.path} is still running (pid {summary.get('pid')}); stop it first")
     text = run.recipe.read_text(encoding="utf-8")
     if summary.get("recipe_sha256") and recipe_digest(text) != summary["recipe_sha256"]:
         # tolerate formatting-only differences: compare the validated content
