@@ -82,7 +82,8 @@ def create_run(
         init_loader(recipe.init)  # fail now on a bad init reference
     # the dataset must be readable (or downloadable) before a directory is created
     load_split(recipe.data.dataset, recipe.data.root or None, "train", recipe.data.download)
-    if any(s.kind == "finetune" for s in plan_stages(recipe)):
+    needs_test = any(s.kind == "finetune" for s in plan_stages(recipe)) or recipe.pretrain.knn_every > 0
+    if needs_test:
         load_split(recipe.data.dataset, recipe.data.root or None, "test", recipe.data.download)
     run = create_run_dir(runs_dir, name or default_run_name(recipe, recipe_path, runs_dir))
     save_recipe(recipe, run.recipe)

@@ -87,6 +87,9 @@ class PretrainConfig(OptimConfig):
     grayscale_prob: float = Field(0.2, ge=0.0, le=1.0)
     blur_prob: float = Field(0.5, ge=0.0, le=1.0)
     head_bias: bool = Field(True, description="bias of the N-way instance head")
+    knn_every: int = Field(
+        0, ge=0, description="epochs between kNN-accuracy checks of the frozen features (labels only measure); 0 = off"
+    )
 
     @model_validator(mode="after")
     def _scales_ordered(self) -> PretrainConfig:

@@ -32,6 +32,7 @@ from idmm_tui.data.registry import load_split
 from idmm_tui.engine import checkpoint as ckpt
 from idmm_tui.engine.batches import ImageBank, build_bank
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
+from idmm_tui.engine.knn import extract_features, weighted_knn_accuracy
 from idmm_tui.engine.mixing import cutmix, mixed_smoothed_ce, mixup
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.views import eval_views, finetune_views
@@ -457,6 +458,14 @@ class Trainer:
         total_correct, total = all_reduce_sum(self.place, [float(correct), float(len(order))])
         return 100.0 * total_correct / max(total, 1.0)
 
+    def knn_accuracy(self, module: nn.Module, cfg: PretrainConfig) -> float:
+        """Weighted kNN top-1 (%) of the frozen backbone features: test images vs training images."""
+        backbone = _unwrap(module).backbone
+        train, test = self.bank("train", cfg.resolution), self.bank("test", cfg.resolution)
+        feats = [extract_features(backbone, bank, cfg.resolution, self.place.device, autocast=self.autocast())
+                 for bank in (train, test)]
+        return weighted_knn_accuracy(feats[0], train.labels, feats[1], test.labels)
+
     def end_epoch(self, stage, module, optimizer, gen, pos, test, epoch, total_steps, steps_per_epoch, warmup_steps):
         cfg = stage.cfg
         acc = pos.acc
@@ -477,6 +486,9 @@ class Trainer:
         last = epoch + 1 == cfg.epochs
         if test is not None and ((epoch + 1) % self.recipe.eval_every == 0 or last):
             record["test_acc"] = round(self.evaluate(module, test, cfg), 4)
+        knn_every = getattr(cfg, "knn_every", 0)
+        if stage.kind == "pretrain" and knn_every and ((epoch + 1) % knn_every == 0 or last):
+            record["knn_acc"] = round(self.knn_accuracy(module, cfg), 4)
         if self.place.is_main:
             self.run.append_metrics(record)
         self.reporter.epoch_done(stage, record)
@@ -529,7 +541,7 @@ class Trainer:
         """Write the stage's final weights and record its final metrics."""
         metrics = [m for m in self.run.read_metrics() if m.get("stage") == stage.name and m.get("kind") == "epoch"]
         final = dict(metrics[-1]) if metrics else {}
-        final = {k: final[k] for k in ("epoch", "step", "loss", "test_acc", "images_per_s") if k in final}
+        final = {k: final[k] for k in ("epoch", "step", "loss", "test_acc", "knn_acc", "images_per_s") if k in final}
         inner = _unwrap(module)
         if self.place.is_main:
             state = inner.state_dict()

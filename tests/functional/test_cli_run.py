@@ -172,3 +172,26 @@ def test_multi_process_ddp_with_gloo(tiny_recipe, tmp_path):
     assert [(m["stage"], m["epoch"]) for m in epochs] == [("pretrain", 1), ("finetune_24", 1)]
     # 24 images, batch 8 in total = 4 per rank: 3 steps per epoch, not 6
     assert epochs[0]["step"] == 3
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(baseline, tmp_path, cli):
+    """A run killed without warning resumes from its last checkpoint and still ends identically."""
+    recipe, base_run, _ = baseline
+    runs = tmp_path / "runs"
+    cmd = [*idmm_subprocess_cmd(), "run", str(recipe), "--runs-dir", str(runs), "--name", "killed"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = runs / "killed" / "checkpoints" / "last.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not last.exists():
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=60)
+    listed = cli("runs", "list", "--runs-dir", runs, "--json").json()
+    assert listed[0]["status"] in ("interrupted", "completed")  # "running" with a dead process reads as interrupted
+    result = cli("run", "--resume", runs / "killed", "--json")
+    if listed[0]["status"] == "completed":  # the kill came too late to matter
+        assert result.code == 2
+        return
+    assert result.code == 0, result.err
+    assert final_metrics(runs / "killed") == final_metrics(base_run)

@@ -63,3 +63,18 @@ def test_run_dirs_are_created_once_and_recognised(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "summary.json").write_text(json.dumps({"format": "other"}))
     assert [r.name for r in list_runs(tmp_path)] == ["a"]
+
+
+def test_weighted_knn_on_separable_features():
+    import torch
+
+    from idmm_tui.engine.knn import weighted_knn_accuracy
+
+    torch.manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    labels = torch.arange(3).repeat_interleave(10)
+    train = torch.nn.functional.normalize(centres[labels] + 0.05 * torch.randn(30, 8), dim=-1)
+    test = torch.nn.functional.normalize(centres[labels] + 0.05 * torch.randn(30, 8), dim=-1)
+    assert weighted_knn_accuracy(train, labels, test, labels, k=5) == 100.0
+    shuffled = labels[torch.randperm(30)]
+    assert weighted_knn_accuracy(train, shuffled, test, labels, k=5) < 80.0
