@@ -154,11 +154,11 @@ def iter_metrics(path: Path) -> Iterator[dict[str, Any]]:
 
 def pid_alive(pid: Any) -> bool:
     """Whether a process with this pid exists on this machine."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -215,7 +215,7 @@ def list_runs(runs_dir: Path) -> list[RunDir]:
         return []
     runs = [RunDir(p) for p in runs_dir.iterdir() if p.is_dir() and (p / SUMMARY_FILE).is_file()]
     runs = [r for r in runs if r.is_run()]
-    return sorted(runs, key=lambda r: r.read_summary().get("started_at", ""), reverse=True)
+    return sorted(runs, key=lambda r: str(r.read_summary().get("started_at") or ""), reverse=True)
 
 
 def resolve_run(ref: str, runs_dir: Path) -> RunDir:
