@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from idmm_tui.cli_zoo import zoo_app
 from idmm_tui.errors import IdmmError, UsageError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help
 data_app = typer.Typer(help="Datasets known to idmm.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
+app.add_typer(zoo_app, name="zoo")
 
 err = Console(stderr=True)
 
@@ -202,14 +204,14 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Every run under the runs directory, newest first."""
-    from idmm_tui.runs.store import list_runs
+    from idmm_tui.runs.store import effective_status, list_runs
 
     rows = []
     for run in list_runs(_runs_dir(runs_dir)):
         s = run.read_summary()
         current = s.get("current") or {}
         rows.append({
-            "name": run.name, "path": str(run.path), "status": s.get("status"), "backbone": s.get("backbone"),
+            "name": run.name, "path": str(run.path), "status": effective_status(s), "backbone": s.get("backbone"),
             "dataset": s.get("dataset"), "method": s.get("method"), "stage": current.get("stage"),
             "epoch": current.get("epoch"), "test_acc": s.get("test_acc"), "started_at": s.get("started_at"),
             "wall_time_s": s.get("wall_time_s"),
@@ -249,6 +251,18 @@ def runs_show(
                     f"method {summary.get('method')}  seed {summary.get('seed')}")
     if summary.get("error"):
         Console().print(f"[red]error:[/] {summary['error']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# idmm tui
+
+
+@app.command("tui")
+def tui_cmd(runs_dir: RunsDirOpt = None) -> None:
+    """The dashboard: watch runs live, compare them, launch, stop and resume (press ? for keys)."""
+    from idmm_tui.cli_tui import tui_command
+
+    tui_command(_runs_dir(runs_dir))
 
 
 # ---------------------------------------------------------------------------------------------

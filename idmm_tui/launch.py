@@ -24,7 +24,7 @@ from idmm_tui.methods import get_method
 from idmm_tui.models.registry import create_backbone, get_backbone_spec
 from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, save_recipe, to_toml, validate
 from idmm_tui.runs.store import LAST, RunDir, create_run_dir, effective_status, open_run_dir
-from idmm_tui.transfer import init_loader
+from idmm_tui.transfer import init_lineage, init_loader
 
 
 def resolve_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -90,6 +90,7 @@ def create_run(
     summary = new_summary(run, recipe, recipe_digest(to_toml(recipe)), plan_stages(recipe), world_size)
     summary["recipe_source"] = str(recipe_path)
     summary["overrides"] = list(overrides)
+    summary["lineage"] = init_lineage(recipe.init)  # the parent as it is now (zoo name, repo, sha256)
     run.write_summary(summary)
     run.append_log(f"created from {recipe_path} {' '.join('--set ' + o for o in overrides)}".rstrip())
     return run, recipe

@@ -12,15 +12,15 @@ source has a classifier head), read from safetensors only (no pickle, ever).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from idmm_tui.engine import checkpoint as ckpt
-from idmm_tui.errors import UsageError
-from idmm_tui.runs.store import RunDir
+from idmm_tui.errors import IdmmError, UsageError
+from idmm_tui.fsutil import sha256_file
+from idmm_tui.runs.store import CHECKPOINTS, RunDir, read_json
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.")
 
@@ -81,15 +81,39 @@ def init_loader(init: str) -> Callable[[], dict[str, torch.Tensor]]:
 
 
 def init_lineage(init: str) -> dict:
-    """What a model card needs to name the parent of a run started from ``init``."""
+    """What a model card needs to name the parent of a run started from ``init``; never raises.
+
+    ``{"init": <the reference>}`` plus, when it still resolves, the parent's sha256 and what its
+    folder says about it: zoo name, Hub repo / revision / commit (``source.json`` of the zoo
+    registry), backbone, method, dataset, stage (``config.json``'s ``idmm`` section or the parent
+    run's summary). No local path is recorded (this goes into published model cards).
+    """
     if not init:
         return {}
-    path = resolve_init_path(init)
-    config = path.parent / "config.json"
-    parent: dict = {"init": init, "weights": str(path)}
-    if config.is_file():
-        try:
-            parent["config"] = json.loads(config.read_text(encoding="utf-8"))
-        except ValueError:
-            pass
+    parent: dict = {"init": init if init.startswith("zoo:") else Path(init).name}
+    if init.startswith("zoo:"):
+        parent["zoo_name"] = init.removeprefix("zoo:")
+    try:
+        path = resolve_init_path(init)
+    except IdmmError:
+        return parent  # the parent is gone here: the reference alone still names it
+    if path.is_file():
+        parent["sha256"] = sha256_file(path)
+    folder = path.parent
+    section = read_json(folder / "config.json").get("idmm")
+    if isinstance(section, dict):
+        for key in ("name", "kind", "backbone", "method", "dataset", "stage", "resolution"):
+            if section.get(key) is not None:
+                parent[key] = section[key]
+    source = read_json(folder / "source.json")
+    published = source.get("published") if isinstance(source.get("published"), dict) else {}
+    for key in ("repo", "revision", "commit"):
+        value = source.get(key) or published.get(key)
+        if value:
+            parent[key] = value
+    if folder.name == CHECKPOINTS:  # a run directory: its last finished stage
+        summary = read_json(folder.parent / "summary.json")
+        parent.update({k: summary[k] for k in ("backbone", "method", "dataset") if summary.get(k)})
+        parent["run"] = folder.parent.name
+        parent["stage"] = path.stem
     return parent

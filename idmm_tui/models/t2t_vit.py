@@ -250,8 +250,10 @@ default_cfgs = generate_default_cfgs({"t2t_vit_7": _cfg(), "t2t_vit_14": _cfg()}
 
 
 def _create_t2t_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> T2TViT:
-    if pretrained:
-        raise ValueError(f"{variant}: no pretrained weights exist (this project trains from scratch)")
+    cfg = kwargs.get("pretrained_cfg")
+    source = (cfg or {}).get("source") if isinstance(cfg, dict | None) else getattr(cfg, "source", None)
+    if pretrained and not source:  # `local-dir:` / `hf-hub:` loads (e.g. from the idmm zoo) carry a source
+        raise ValueError(f"{variant}: no published pretrained weights; load an idmm zoo export with local-dir:/hf-hub:")
     return build_model_with_cfg(T2TViT, variant, pretrained, **kwargs)
 
 

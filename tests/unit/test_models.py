@@ -227,3 +227,14 @@ def test_exported_small_vit_rebuilds_with_plain_timm(tmp_path) -> None:
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x))
+
+
+def test_t2t_export_loads_back_through_timm_local_dir(tmp_path) -> None:
+    """A T2T-ViT saved in timm's hub layout (as the zoo does) is rebuilt by timm once idmm is imported."""
+    from timm.models import save_for_hf
+
+    model = timm.create_model("t2t_vit_7", num_classes=3, img_size=32).eval()
+    save_for_hf(model, tmp_path, safe_serialization=True, model_args={"img_size": 32, "num_classes": 3})
+    rebuilt = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(model(x), rebuilt(x))

@@ -1,0 +1,214 @@
+"""``idmm tui``: the Textual dashboard over the run directories.
+
+Screens (``screens/``): the runs table (home), a run's live view, a comparison of runs, the launch
+form, the zoo, and the key reference. Widgets (``widgets/``): the downsampling curve plot and the
+system pane. Thread workers read files and post the dataclass messages of ``messages.py``; the UI
+thread only draws. Nothing here trains: launching, resuming and stopping run the same ``idmm run``
+command and signals as the CLI (``procs.py``), and the run directory is the only interface.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.signal import Signal
+from textual.worker import get_current_worker
+
+from idmm_tui.errors import IdmmError
+from idmm_tui.tui import procs
+from idmm_tui.tui.messages import SystemSampled
+from idmm_tui.tui.model import run_status
+from idmm_tui.tui.screens.compare import CompareScreen
+from idmm_tui.tui.screens.launch import LaunchScreen, find_recipes
+from idmm_tui.tui.screens.modals import ConfirmScreen, HelpScreen, binding_rows
+from idmm_tui.tui.screens.run import RunScreen
+from idmm_tui.tui.screens.runs import RunsScreen
+from idmm_tui.tui.screens.zoo import ZooScreen
+from idmm_tui.tui.sysinfo import SystemSampler, SystemStats
+from idmm_tui.tui.widgets.system import SystemPane
+
+
+def default_recipes_dir() -> Path | None:
+    """``./recipes`` when present, else the recipes shipped beside the package (a source checkout)."""
+    here = Path.cwd() / "recipes"
+    if here.is_dir():
+        return here
+    shipped = Path(__file__).resolve().parents[2] / "recipes"
+    return shipped if shipped.is_dir() else None
+
+
+class IdmmApp(App):
+    """The dashboard. Intervals are parameters so that tests can run it fast."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "idmm"
+    BINDINGS = [
+        Binding("question_mark", "help", "Keys", tooltip="this list of keys"),
+        Binding("y", "toggle_system", "System", show=False, tooltip="show / hide the system pane (CPU, memory, GPU)"),
+        Binding("q", "quit", "Quit", tooltip="quit (runs keep training in the background)"),
+    ]
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        recipes_dir: Path | None = None,
+        show_system: bool = True,
+        scan_interval: float = 1.0,
+        tail_interval: float = 0.5,
+        system_interval: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir).expanduser()
+        self.recipes_dir = recipes_dir if recipes_dir is not None else default_recipes_dir()
+        self.show_system = show_system
+        self.scan_interval = scan_interval
+        self.tail_interval = tail_interval
+        self.system_interval = system_interval
+        self.system_signal: Signal[SystemStats | None] = Signal(self, "system")
+        self.system_stats: SystemStats | None = None
+        self.processes: dict[int, tuple[subprocess.Popen, Path, Path]] = {}
+        self._system_wake = threading.Event()
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen())
+        if self.show_system:
+            self.sample_system()
+        self.set_interval(0.5, self.reap_children)
+
+    # -- system pane -----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="system", exit_on_error=False)
+    def sample_system(self) -> None:
+        worker = get_current_worker()
+        sampler = SystemSampler()
+        sampler.sample()  # the first CPU reading needs a previous one
+        self._system_wake.wait(0.5)
+        while not worker.is_cancelled:
+            if self.show_system:
+                self.post_message(SystemSampled(sampler.sample()))
+            self._system_wake.wait(self.system_interval)
+            self._system_wake.clear()
+
+    def on_system_sampled(self, message: SystemSampled) -> None:
+        self.system_stats = message.stats
+        self.system_signal.publish(message.stats)
+
+    def action_toggle_system(self) -> None:
+        self.show_system = not self.show_system
+        for screen in self.screen_stack:
+            for pane in screen.query(SystemPane):
+                pane.set_class(not self.show_system, "hidden")
+        if self.show_system:
+            if not any(w.group == "system" and not w.is_finished for w in self.workers):
+                self.sample_system()
+            self._system_wake.set()
+
+    # -- navigation ------------------------------------------------------------------------------
+
+    def open_run(self, path: Path, output: Path | None = None) -> None:
+        self.push_screen(RunScreen(path, output))
+
+    def open_compare(self, paths: list[Path]) -> None:
+        self.push_screen(CompareScreen(paths))
+
+    def open_launch(self) -> None:
+        self.push_screen(LaunchScreen(find_recipes(self.recipes_dir)))
+
+    def open_zoo(self, push_run: Path | None = None) -> None:
+        self.push_screen(ZooScreen(push_run))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        sections = [
+            ("Everywhere", binding_rows(self.BINDINGS) + [("ctrl+p", "command palette (themes, screenshots)"),
+                                                          ("ctrl+q", "quit")]),
+            ("Runs table", binding_rows(RunsScreen.BINDINGS) + [("up,down", "move"), ("click header", "sort")]),
+            ("Run view", binding_rows(RunScreen.BINDINGS)),
+            ("Compare", binding_rows(CompareScreen.BINDINGS)),
+            ("Launch", binding_rows(LaunchScreen.BINDINGS) + [("tab", "next field"), ("enter", "open a list")]),
+            ("Zoo", binding_rows(ZooScreen.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(sections))
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def launch(self, recipe: Path, name: str, overrides: list[str]) -> None:
+        """Start ``idmm run`` in the background and show the new run (from the launch screen)."""
+        try:
+            proc, out = procs.launch_run(recipe, self.runs_dir, name, overrides)
+        except OSError as exc:
+            self.notify(f"cannot start idmm run: {exc}", title="Launch", severity="error")
+            return
+        path = self.runs_dir / name
+        self.processes[proc.pid] = (proc, path, out)
+        self.notify(f"{name} started (pid {proc.pid})", title="Launch")
+        if isinstance(self.screen, LaunchScreen):
+            self.pop_screen()
+        self.push_screen(RunScreen(path, out))
+
+    def resume(self, path: Path, summary: dict[str, Any], *, open_view: bool = True) -> None:
+        try:
+            proc, out = procs.resume_run(path, summary)
+        except (IdmmError, OSError) as exc:
+            self.notify(str(exc), title="Resume", severity="warning")
+            return
+        self.processes[proc.pid] = (proc, path, out)
+        self.notify(f"resuming {path.name} (pid {proc.pid})", title="Resume")
+        if open_view:
+            self.push_screen(RunScreen(path, out))
+        else:
+            self._poke(path)
+
+    def confirm_stop(self, path: Path, summary: dict[str, Any]) -> None:
+        status = run_status(summary)
+        if status != "running":
+            self.notify(f"{path.name} is not running ({status}).", title="Stop", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                pid = procs.stop_run(path, summary)
+            except IdmmError as exc:
+                self.notify(str(exc), title="Stop", severity="error")
+                return
+            self.notify(f"asked {path.name} (pid {pid}) to stop after this step; its checkpoint is kept",
+                        title="Stop")
+            self._poke(path)
+
+        self.push_screen(ConfirmScreen(f"Stop {path.name}?",
+                                       "It finishes the current step, saves a checkpoint and can be resumed (r)."),
+                         answer)
+
+    def _poke(self, path: Path) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, RunScreen) and screen.path == path:
+                screen.poll_now()
+            elif isinstance(screen, RunsScreen):
+                screen.rescan()
+
+    def reap_children(self) -> None:
+        """Collect the processes this dashboard started (no zombies), report failures."""
+        for pid, (proc, path, out) in list(self.processes.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.processes[pid]
+            if code not in (0, 130):
+                tail = procs.read_tail(out, 600).strip().splitlines()
+                reason = tail[-1] if tail else f"exit code {code}"
+                self.notify(f"{path.name}: {reason}", title="Run ended with an error", severity="error", timeout=10)
+            for screen in self.screen_stack:
+                if isinstance(screen, RunScreen) and screen.path == path:
+                    screen.process_exited(code, out)
+                elif isinstance(screen, RunsScreen):
+                    screen.rescan()

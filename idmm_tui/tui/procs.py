@@ -1,0 +1,101 @@
+"""Starting, resuming and stopping training processes from the dashboard (no Textual here).
+
+The TUI runs exactly what a user would type: ``python -m idmm_tui run RECIPE --runs-dir DIR --name
+NAME --set …`` (or ``run --resume DIR``) as a detached background process, so a run launched from
+the dashboard outlives it and looks the same as one started from another terminal. Stopping is the
+trainer's own graceful path: SIGTERM to the ``pid`` in ``summary.json``; it finishes the current
+step, writes a checkpoint and marks the run "interrupted".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from idmm_tui.errors import RunStateError
+from idmm_tui.runs.store import pid_alive
+from idmm_tui.tui.model import on_this_host, run_status
+
+#: Where the dashboard keeps the stdout/stderr of the processes it starts (the run directory itself
+#: does not exist yet when the process starts: ``idmm run`` creates it and refuses an existing one).
+OUTPUT_DIR = ".idmm-tui"
+
+
+def idmm_command() -> list[str]:
+    return [sys.executable, "-m", "idmm_tui"]
+
+
+def output_path(runs_dir: Path, name: str, suffix: str = "") -> Path:
+    return Path(runs_dir) / OUTPUT_DIR / f"{name}{suffix}.out"
+
+
+def _spawn(args: list[str], out: Path) -> subprocess.Popen:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "ab") as handle:
+        return subprocess.Popen(
+            [*idmm_command(), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the dashboard's terminal does not reach the run
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def launch_run(recipe: Path, runs_dir: Path, name: str, overrides: list[str]) -> tuple[subprocess.Popen, Path]:
+    """Start ``idmm run RECIPE`` in the background; returns the process and its output file."""
+    args = ["run", str(recipe), "--runs-dir", str(runs_dir), "--name", name]
+    for item in overrides:
+        args += ["--set", item]
+    out = output_path(runs_dir, name)
+    return _spawn(args, out), out
+
+
+def resume_run(run_path: Path, summary: dict[str, Any]) -> tuple[subprocess.Popen, Path]:
+    """Start ``idmm run --resume RUN`` in the background (the trainer re-checks everything)."""
+    status = run_status(summary)
+    if status == "completed":
+        raise RunStateError(f"{run_path.name} already completed; nothing to resume")
+    if status == "running":
+        raise RunStateError(f"{run_path.name} is still running (pid {summary.get('pid')}); stop it first")
+    if status not in ("interrupted", "failed"):
+        raise RunStateError(f"{run_path.name} has status {status!r}; only interrupted or failed runs resume")
+    out = output_path(run_path.parent, run_path.name, "-resume")
+    return _spawn(["run", "--resume", str(run_path)], out), out
+
+
+def stop_run(run_path: Path, summary: dict[str, Any]) -> int:
+    """Ask the run's process to stop gracefully (SIGTERM); returns its pid."""
+    status = run_status(summary)
+    if status != "running":
+        raise RunStateError(f"{run_path.name} is not running (status {status})")
+    pid = summary.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise RunStateError(f"{run_path.name} has not reported a process id yet; try again in a moment")
+    if not on_this_host(summary):
+        raise RunStateError(f"{run_path.name} runs on host {summary.get('host')}; stop it there")
+    if not pid_alive(pid):
+        raise RunStateError(f"process {pid} of {run_path.name} is gone")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        raise RunStateError(f"process {pid} of {run_path.name} is gone") from None
+    except PermissionError:
+        raise RunStateError(f"not allowed to signal process {pid} of {run_path.name}") from None
+    return pid
+
+
+def read_tail(path: Path, max_bytes: int = 4096) -> str:
+    """The end of a text file ('' when unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,1 @@
+"""Screens of the dashboard: runs table, run view, compare, launch, zoo, modals."""

@@ -1,0 +1,291 @@
+"""The run view: live curves per stage, the stage timeline and ETA, the log's tail, the recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+
+from idmm_tui.tui.messages import RunPolled
+from idmm_tui.tui.model import (
+    METRIC_TITLES,
+    METRICS,
+    SMOOTHABLE,
+    SMOOTHING_LEVELS,
+    STATUS_ICON,
+    STATUS_STYLE,
+    RunCurves,
+    current_of,
+    default_stage,
+    fmt_duration,
+    fmt_lr,
+    fmt_num,
+    live_wall_time,
+    num,
+    plan_of,
+    run_status,
+    stage_eta,
+    text,
+    timeline,
+)
+from idmm_tui.tui.procs import read_tail
+from idmm_tui.tui.screens.watching import WatchingScreen
+from idmm_tui.tui.widgets.curves import CurvePlot, Line
+from idmm_tui.tui.widgets.system import SystemPane
+
+RAW_COLOR = (96, 96, 110)
+CURVE_COLORS = {"loss": (78, 121, 167), "lr": (242, 142, 43), "test_acc": (89, 161, 79),
+                "knn_acc": (89, 161, 79), "images_per_s": (176, 122, 161)}
+STATE_STYLE = {"done": "cyan", "pending": "dim", "running": "bold green", "interrupted": "yellow",
+               "failed": "bold red"}
+STATE_ICON = {"done": "✓", "pending": "·", "running": "▶", "interrupted": "‖", "failed": "✗"}
+
+
+def fmt_value(metric: str, value: float | None) -> str:
+    if metric == "lr":
+        return fmt_lr(value)
+    if metric == "images_per_s":
+        return fmt_num(value, 0)
+    if metric in ("test_acc", "knn_acc"):
+        return "–" if value is None else f"{value:.2f}%"
+    return fmt_num(value, 4)
+
+
+def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists: bool) -> Text:
+    """Three lines: identity and status; the stage timeline; position, latest metrics and ETA."""
+    status = run_status(summary) if summary else ("starting" if exists else "waiting")
+    out = Text()
+    out.append(f" {STATUS_ICON.get(status, '…')} {status} ", style=f"reverse {STATUS_STYLE.get(status, 'dim')}")
+    out.append(f" {text(summary.get('name')) or path.name}", style="bold")
+    ident = " · ".join(v for v in (text(summary.get("backbone")), text(summary.get("dataset")),
+                                   text(summary.get("method"))) if v)
+    if ident:
+        out.append(f"   {ident}")
+    if summary.get("seed") is not None:
+        out.append(f" · seed {summary.get('seed')}", style="dim")
+    if text(summary.get("init")):
+        out.append(f" · init {summary.get('init')}", style="dim")
+    out.append("\n")
+    stages = timeline(summary)
+    if not stages:
+        out.append("waiting for the run to start…" if not exists else "no stage plan yet", style="dim")
+    for i, stage in enumerate(stages):
+        if i:
+            out.append(" ─ ", style="dim")
+        style = STATE_STYLE.get(stage.state, "")
+        out.append(f"{STATE_ICON.get(stage.state, '·')} {stage.name}", style=style)
+        epochs = "?" if stage.epochs is None else str(stage.epochs)
+        detail = f" {stage.epoch}/{epochs} ep" if stage.epoch is not None else f" {epochs} ep"
+        if stage.resolution:
+            detail += f" @{stage.resolution}px"
+        out.append(detail, style="dim" if stage.state in ("pending", "done") else style)
+    out.append("\n")
+    current = current_of(summary)
+    parts: list[tuple[str, str]] = []
+    if current:
+        step, total = num(current.get("step")), num(current.get("total_steps"))
+        if step is not None and total:
+            parts.append((f"step {int(step)}/{int(total)} ({100 * step / total:.0f}%)", ""))
+        if num(current.get("loss")) is not None:
+            parts.append((f"loss {fmt_num(current.get('loss'), 4)}", ""))
+        if num(current.get("images_per_s")) is not None:
+            parts.append((f"{fmt_num(current.get('images_per_s'), 0)} img/s", ""))
+    acc = num(summary.get("test_acc"))
+    if acc is None:
+        acc = num(current.get("test_acc"))
+    if acc is not None:
+        parts.append((f"test acc {acc:.2f}%", "bold"))
+    wall = live_wall_time(summary, status)
+    if wall is not None:
+        parts.append((f"wall {fmt_duration(wall)}", ""))
+    eta = stage_eta(summary, curves)
+    if eta is not None:
+        remaining = [s.name for s in stages if s.state == "pending"]
+        more = f" (+{len(remaining)} stage{'s' if len(remaining) > 1 else ''})" if remaining else ""
+        parts.append((f"ETA {fmt_duration(eta)}{more}", "bold"))
+    for i, (part, style) in enumerate(parts):
+        if i:
+            out.append("  ")
+        out.append(part, style=style)
+    if status == "failed" and summary.get("error"):
+        out.append("  error: ", style="bold red")
+        out.append(text(summary.get("error"))[:300], style="red")
+    elif status == "interrupted":
+        out.append("  r resumes from the last checkpoint", style="yellow")
+    return out
+
+
+class RunScreen(WatchingScreen):
+    """One run, live."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="back to the previous screen"),
+        Binding("left_square_bracket", "stage(-1)", "Previous stage", show=False, tooltip="previous stage"),
+        Binding("right_square_bracket", "stage(1)", "Stage", tooltip="next stage"),
+        Binding("e", "x_axis", "Step/epoch", tooltip="x axis: step / epoch"),
+        Binding("s", "smoothing", "Smooth", tooltip="smoothing: off, EMA 0.6, 0.9, 0.99"),
+        Binding("k", "stop", "Stop", tooltip="stop the run (graceful: checkpoint kept)"),
+        Binding("r", "resume", "Resume", tooltip="resume this run in the background"),
+        Binding("1", "tab('curves')", "Curves", show=False, tooltip="curves tab"),
+        Binding("2", "tab('log')", "Log", show=False, tooltip="log tab (tail of run.log)"),
+        Binding("3", "tab('recipe')", "Recipe", show=False, tooltip="recipe tab (resolved recipe)"),
+    ]
+
+    def __init__(self, path: Path, output: Path | None = None) -> None:
+        super().__init__([path])
+        self.path = Path(path)
+        self.output = output
+        self.summary: dict[str, Any] = {}
+        self.curves = RunCurves()
+        self.exists = self.path.is_dir()
+        self.stage: str | None = None
+        self.follow = True
+        self.x_axis = "step"
+        self.smoothing = 0.0
+        self.polls = 0
+        self.recipe_text = ""
+        self._plotted: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="run-header", classes="run-header")
+        with TabbedContent(id="run-tabs", initial="curves"):
+            with TabPane("1 Curves", id="curves"), Grid(id="plots"):
+                for metric in METRICS:
+                    yield CurvePlot(id=f"plot-{metric}", classes="plot")
+            with TabPane("2 Log", id="log"):
+                yield Log(id="run-log", max_lines=2000, auto_scroll=True)
+            with TabPane("3 Recipe", id="recipe"), VerticalScroll():
+                yield Static(id="recipe-text")
+        yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.sub_title = self.path.name
+        self._update_header()
+        self._update_plots()
+        self.start_watching()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Keep the wall time and ETA moving between metrics lines."""
+        if self.summary and run_status(self.summary) == "running":
+            self._update_header()
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def on_run_polled(self, message: RunPolled) -> None:
+        poll = message.poll
+        self.polls += 1
+        self.exists = poll.exists
+        if poll.reset:
+            self.curves = RunCurves()
+        if poll.records:
+            self.curves.add_columns(poll.columns)
+        if poll.summary is not None:
+            self.summary = poll.summary
+        log = self.query_one("#run-log", Log)
+        if poll.log_reset:
+            log.clear()
+        if poll.log_lines:
+            log.write_lines(poll.log_lines)
+        if poll.recipe_text is not None:
+            self.recipe_text = poll.recipe_text
+            self.query_one("#recipe-text", Static).update(
+                Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True))
+        if self.follow or self.stage is None:
+            self.stage = default_stage(self.summary, self.curves)
+        self._update_header()
+        self._update_plots()
+
+    def process_exited(self, returncode: int, output: Path) -> None:
+        """The process the dashboard started for this run ended (called by the app)."""
+        if returncode not in (0, 130) and not self.summary:
+            tail = read_tail(output, 2000).strip().splitlines()[-8:]
+            log = self.query_one("#run-log", Log)
+            log.write_lines([f"[idmm run exited with code {returncode}; output in {output}]", *tail])
+            self.query_one("#run-tabs", TabbedContent).active = "log"
+        self.poll_now()
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    def _update_header(self) -> None:
+        self.query_one("#run-header", Static).update(render_header(self.path, self.summary, self.curves, self.exists))
+
+    def _stage_names(self) -> list[str]:
+        return self.curves.stage_names(self.summary)
+
+    def _update_plots(self, force: bool = False) -> None:
+        key = (self.curves.version, id(self.curves), self.stage, self.x_axis, self.smoothing)
+        if key == self._plotted and not force:
+            return
+        self._plotted = key
+        stage = self.curves.stages.get(self.stage) if self.stage else None
+        kind = next((text(p.get("kind")) for p in plan_of(self.summary) if p["name"] == self.stage), "")
+        names = self._stage_names()
+        position = f" ({names.index(self.stage) + 1}/{len(names)})" if self.stage in names else ""
+        for metric in METRICS:
+            plot = self.query_one(f"#plot-{metric}", CurvePlot)
+            pretraining = kind == "pretrain" or (stage is not None and stage.name == "pretrain")
+            if metric == "test_acc" and pretraining:
+                metric = "knn_acc"  # pretraining has no test accuracy; its kNN monitor is the accuracy to watch
+            title = METRIC_TITLES[metric]
+            smoothing = self.smoothing if metric in SMOOTHABLE else 0.0
+            if smoothing:
+                title += f" · ema {smoothing:g}"
+            plot.border_title = title
+            plot.border_subtitle = f"{self.stage or '—'}{position} · x: {self.x_axis}"
+            empty = {"test_acc": "test accuracy appears after each fine-tuning epoch",
+                     "knn_acc": "no test accuracy in pretraining; the kNN monitor's accuracy appears every "
+                                "pretrain.knn_every epochs (0: off)"}.get(metric, "waiting for metrics…")
+            if stage is None:
+                plot.set_lines([], empty_text=empty)
+                continue
+            lines = []
+            if smoothing:
+                xs, ys = stage.xy(metric, self.x_axis, 0.0)
+                lines.append(Line("raw", xs, ys, RAW_COLOR))
+            xs, ys = stage.xy(metric, self.x_axis, smoothing)
+            lines.append(Line(metric, xs, ys, CURVE_COLORS[metric]))
+            if len(ys):
+                plot.border_title = f"{title}  {fmt_value(metric, float(ys[-1]))}"
+            plot.set_lines(lines, empty_text=empty)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_stage(self, delta: int) -> None:
+        names = self._stage_names()
+        if not names:
+            return
+        index = names.index(self.stage) if self.stage in names else len(names) - 1
+        self.stage = names[(index + delta) % len(names)]
+        self.follow = self.stage == default_stage(self.summary, self.curves)
+        self._update_plots()
+
+    def action_x_axis(self) -> None:
+        self.x_axis = "epoch" if self.x_axis == "step" else "step"
+        self._update_plots()
+        self.notify(f"x axis: {self.x_axis}", timeout=1.5)
+
+    def action_smoothing(self) -> None:
+        index = SMOOTHING_LEVELS.index(self.smoothing) if self.smoothing in SMOOTHING_LEVELS else 0
+        self.smoothing = SMOOTHING_LEVELS[(index + 1) % len(SMOOTHING_LEVELS)]
+        self._update_plots()
+        self.notify(f"smoothing: {'off' if not self.smoothing else f'EMA {self.smoothing:g}'}", timeout=1.5)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#run-tabs", TabbedContent).active = tab
+
+    def action_stop(self) -> None:
+        self.app.confirm_stop(self.path, self.summary)
+
+    def action_resume(self) -> None:
+        self.app.resume(self.path, self.summary, open_view=False)

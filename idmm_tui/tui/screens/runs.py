@@ -1,0 +1,328 @@
+"""The runs table: every run of the runs directory, live; the dashboard's home screen."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import get_current_worker
+
+from idmm_tui.runs.store import RunDir, list_runs
+from idmm_tui.tui.messages import RunsScanned
+from idmm_tui.tui.model import (
+    COLUMNS,
+    STATUS_ICON,
+    STATUS_STYLE,
+    RunRow,
+    fmt_duration,
+    fmt_num,
+    fmt_started,
+    run_row,
+    sort_rows,
+)
+from idmm_tui.tui.widgets.system import SystemPane
+
+if TYPE_CHECKING:
+    from idmm_tui.tui.app import IdmmApp
+
+
+def status_text(status: str) -> Text:
+    return Text(f"{STATUS_ICON.get(status, ' ')} {status}", style=STATUS_STYLE.get(status, ""))
+
+
+def scan_runs(runs_dir: Path, cache: dict[Path, tuple[tuple, dict]]) -> tuple[list[RunRow], dict[Path, dict]]:
+    """Rows and summaries of every run (summaries re-parsed only when their file changed)."""
+    rows, summaries = [], {}
+    try:
+        runs = list_runs(runs_dir)
+    except (TypeError, ValueError):  # a summary with an odd started_at breaks the newest-first sort
+        runs = [RunDir(p) for p in sorted(runs_dir.iterdir()) if p.is_dir() and RunDir(p).is_run()]
+    for run in runs:
+        try:
+            st = run.summary.stat()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            continue
+        cached = cache.get(run.path)
+        if cached is None or cached[0] != key:
+            summary = run.read_summary()
+            if not summary:
+                continue
+            cache[run.path] = cached = (key, summary)
+        summaries[run.path] = cached[1]
+        rows.append(run_row(run.path, cached[1]))
+    return rows, summaries
+
+
+class RunsScreen(Screen):
+    """Runs table: sort, filter, mark for comparison, open, stop, resume, launch."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", tooltip="open the run's live view"),
+        Binding("space", "mark", "Mark", tooltip="mark / unmark the run for comparison"),
+        Binding("c", "compare", "Compare", tooltip="compare the marked runs"),
+        Binding("slash", "filter", "Filter", tooltip="filter: rows where every word appears"),
+        Binding("o", "sort", "Sort", show=False, tooltip="sort by the next column"),
+        Binding("O", "sort_reverse", "Reverse sort", show=False, tooltip="reverse the sort order"),
+        Binding("n", "launch", "New", tooltip="launch a new run"),
+        Binding("k", "stop", "Stop", tooltip="stop the run (graceful: checkpoint kept)"),
+        Binding("r", "resume", "Resume", tooltip="resume an interrupted or failed run"),
+        Binding("u", "push", "Push", show=False, tooltip="push the run's finished stage to the zoo"),
+        Binding("z", "zoo", "Zoo", tooltip="the model zoo: catalogue, local registry, pull, push"),
+        Binding("escape", "clear", "Clear", show=False, tooltip="clear the filter, then the marks"),
+    ]
+
+    AUTO_FOCUS = "#runs"
+
+    app: IdmmApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self.summaries: dict[Path, dict[str, Any]] = {}
+        self.marked: list[Path] = []
+        self.query_text = ""
+        self.sort_column = "started_at"
+        self.sort_reverse = True
+        self.scanned = False
+        self.error = ""
+        self._shown: list[tuple] | None = None
+        self._wake = threading.Event()
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="runs-title", classes="title-bar")
+        yield Input(placeholder="filter: words that must all appear (status, name, backbone, dataset…)",
+                    id="filter", classes="hidden")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-empty", classes="hint hidden")
+        yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self._add_columns()
+        self._update_title()
+        self.scan_loop()
+
+    def on_screen_resume(self) -> None:
+        self._wake.set()
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#runs", DataTable)
+
+    def _add_columns(self) -> None:
+        table = self.table
+        table.clear(columns=True)
+        table.add_column(" ", key="mark", width=1)
+        for key, title in COLUMNS:
+            label = title
+            if key == self.sort_column:
+                label += " ▼" if self.sort_reverse else " ▲"
+            table.add_column(label, key=key)
+        self._shown = None
+
+    # -- scanning (thread worker) ---------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def scan_loop(self) -> None:
+        worker = get_current_worker()
+        cache: dict[Path, tuple[tuple, dict]] = {}
+        last: Any = None
+        while not worker.is_cancelled:
+            if self.app.screen is self or last is None:
+                try:
+                    rows, summaries = scan_runs(self.app.runs_dir, cache)
+                    error = ""
+                except OSError as exc:  # the runs directory vanished, permissions…: say so, keep going
+                    rows, summaries, error = [], {}, f"cannot read {self.app.runs_dir}: {exc}"
+                if (rows, summaries, error) != last:
+                    last = (rows, summaries, error)
+                    self.post_message(RunsScanned(rows, summaries, error))
+            self._wake.wait(self.app.scan_interval)
+            self._wake.clear()
+
+    def on_runs_scanned(self, message: RunsScanned) -> None:
+        self.rows, self.summaries, self.error = message.rows, message.summaries, message.error
+        self.scanned = True
+        present = {row.path for row in self.rows}
+        self.marked = [p for p in self.marked if p in present]
+        self.refresh_table()
+
+    def rescan(self) -> None:
+        self._wake.set()
+
+    # -- the table -------------------------------------------------------------------------------
+
+    def visible_rows(self) -> list[RunRow]:
+        rows = [r for r in self.rows if r.matches(self.query_text)]
+        return sort_rows(rows, self.sort_column, self.sort_reverse)
+
+    def _cells(self, row: RunRow) -> tuple:
+        mark = Text("●", style="bold magenta") if row.path in self.marked else Text(" ")
+        return (
+            mark, status_text(row.status), Text(row.name, style="bold"), row.position,
+            Text(fmt_num(row.test_acc), justify="right"), Text(fmt_num(row.images_per_s, 0), justify="right"),
+            Text(fmt_duration(row.duration_s), justify="right"), fmt_started(row.started_at), row.backbone,
+            row.dataset, row.method,
+        )
+
+    def refresh_table(self) -> None:
+        rows = self.visible_rows()
+        shown = [(row, row.path in self.marked) for row in rows]
+        if shown != self._shown:
+            table = self.table
+            current = self.current_path()
+            table.clear()
+            for row in rows:
+                table.add_row(*self._cells(row), key=str(row.path))
+            if current is not None:
+                for index, row in enumerate(rows):
+                    if row.path == current:
+                        table.move_cursor(row=index, animate=False)
+                        break
+            self._shown = shown
+        self._update_title()
+
+    def _update_title(self) -> None:
+        total, shown = len(self.rows), len(self.visible_rows())
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        title = Text.assemble(("idmm ", "bold"), ("runs ", ""), (str(self.app.runs_dir), "dim"))
+        title.append(f"   {total} run{'s' if total != 1 else ''}")
+        for status in ("running", "completed", "interrupted", "failed"):
+            if counts.get(status):
+                title.append("  ")
+                title.append(f"{STATUS_ICON[status]} {counts[status]} {status}", style=STATUS_STYLE[status])
+        if self.query_text:
+            title.append(f"   filter '{self.query_text}': {shown} shown", style="bold yellow")
+        if self.marked:
+            title.append(f"   {len(self.marked)} marked", style="bold magenta")
+        if self.error:
+            title.append(f"   {self.error}", style="bold red")
+        self.query_one("#runs-title", Static).update(title)
+        empty = self.query_one("#runs-empty", Static)
+        if not self.scanned:
+            empty.update("scanning…")
+        elif not total:
+            empty.update(f"No runs in {self.app.runs_dir} yet.\nPress n to launch one, or run in another terminal:"
+                         f"\n  idmm run recipes/demo.toml --runs-dir {self.app.runs_dir}")
+        elif not shown:
+            empty.update("No run matches the filter (Esc clears it).")
+        empty.set_class(bool(total) and bool(shown), "hidden")
+
+    def current_path(self) -> Path | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:  # noqa: BLE001 - an empty or refreshing table
+            return None
+        return Path(key.value) if key.value else None
+
+    # -- events and actions ------------------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#runs")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#runs")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        if key and key != "mark":
+            self.set_sort(key, not self.sort_reverse if key == self.sort_column else key != "name")
+
+    def set_sort(self, column: str, reverse: bool) -> None:
+        self.sort_column, self.sort_reverse = column, reverse
+        self._add_columns()
+        self.refresh_table()
+
+    def action_sort(self) -> None:
+        keys = [key for key, _ in COLUMNS]
+        column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column in keys else keys[0]
+        self.set_sort(column, column in ("started_at", "test_acc", "images_per_s", "duration_s"))
+
+    def action_sort_reverse(self) -> None:
+        self.set_sort(self.sort_column, not self.sort_reverse)
+
+    def action_open(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.app.open_run(path)
+
+    def action_mark(self) -> None:
+        path = self.current_path()
+        if path is None:
+            return
+        if path in self.marked:
+            self.marked.remove(path)
+        else:
+            self.marked.append(path)
+        self.refresh_table()
+        self.table.action_cursor_down()
+
+    def action_compare(self) -> None:
+        visible = [row.path for row in self.visible_rows()]
+        paths = [p for p in visible if p in self.marked] + [p for p in self.marked if p not in visible]
+        if len(paths) < 2:
+            self.notify("Mark two or more runs with Space, then press c.", title="Compare", severity="warning")
+            return
+        self.app.open_compare(paths)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value.strip()
+        self.refresh_table()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.add_class("hidden")
+        self.table.focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#filter", Input)
+        if self.query_text or not box.has_class("hidden"):
+            box.value = ""
+            self.query_text = ""
+            box.add_class("hidden")
+            self.table.focus()
+            self.refresh_table()
+        elif self.marked:
+            self.marked.clear()
+            self.refresh_table()
+
+    def action_launch(self) -> None:
+        self.app.open_launch()
+
+    def action_zoo(self) -> None:
+        self.app.open_zoo()
+
+    def action_push(self) -> None:
+        self.app.open_zoo(push_run=self.current_path())
+
+    def action_stop(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.app.confirm_stop(path, self.summaries.get(path, {}))
+
+    def action_resume(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.app.resume(path, self.summaries.get(path, {}))

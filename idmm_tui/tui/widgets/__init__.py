@@ -1,0 +1,1 @@
+"""Widgets of the dashboard: the downsampling curve plot and the system pane."""
