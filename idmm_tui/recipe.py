@@ -125,6 +125,9 @@ class Recipe(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 autocast on CUDA only")
     init: str = Field("", description="initial weights: '', 'zoo:NAME', a zoo folder or a run directory")
+    init_head: bool = Field(
+        False, description="keep the init model's classifier head (first stage fine-tuning, same classes)"
+    )
     log_every: int = Field(10, ge=1, description="steps between metrics lines")
     eval_every: int = Field(1, ge=1, description="fine-tuning epochs between test evaluations")
     checkpoint_every_s: float = Field(60.0, ge=0.0, description="min seconds between epoch checkpoints")

@@ -36,7 +36,7 @@ from idmm_tui.engine.knn import extract_features, weighted_knn_accuracy
 from idmm_tui.engine.mixing import cutmix, mixed_smoothed_ce, mixup
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.views import eval_views, finetune_views
-from idmm_tui.errors import CheckpointError
+from idmm_tui.errors import CheckpointError, UsageError
 from idmm_tui.methods import Batch, get_method
 from idmm_tui.methods.base import TwoPart
 from idmm_tui.models.registry import create_backbone, load_backbone_state
@@ -263,13 +263,16 @@ class Trainer:
         backbone = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
         load_backbone_state(module.backbone, backbone)
         head = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
-        keep_head = (
-            stage.kind == "finetune"
-            and prev is not None
-            and prev.kind == "finetune"
-            and head.get("weight") is not None
-            and head["weight"].shape == module.head.weight.shape
-        )
+        fits = stage.kind == "finetune" and head.get("weight") is not None and (
+            head["weight"].shape == module.head.weight.shape)
+        wanted = (prev is not None and prev.kind == "finetune") or (prev is None and self.recipe.init_head)
+        if prev is None and self.recipe.init_head and not fits:
+            shape = tuple(head["weight"].shape) if "weight" in head else "no head"
+            raise UsageError(
+                f"init_head = true, but {self.recipe.init} has {shape} where stage {stage.name} needs a "
+                f"{tuple(module.head.weight.shape)} classifier head; set init_head = false to start a new head"
+            )
+        keep_head = fits and wanted
         if keep_head:
             module.head.load_state_dict(head)
             origin += " (with its classifier head)"
@@ -421,20 +424,27 @@ class Trainer:
 
     # -- logging, evaluation, checkpoints --------------------------------------------------------
 
-    def log_window(self, stage: Stage, epoch: int, pos: Position, lr: float) -> None:
-        acc = pos.acc
-        loss_sum, steps = all_reduce_sum(self.place, [acc.window_loss, float(acc.window_steps)])
-        record = {
-            "kind": "train",
+    def metrics_record(
+        self, kind: str, stage: Stage, epoch: int, pos: Position, sums: tuple[float, int, int, float], lr: float
+    ) -> dict[str, Any]:
+        """One metrics.jsonl line; ``sums`` = (loss sum, steps, images, seconds), the loss averaged over ranks."""
+        loss_sum, steps = all_reduce_sum(self.place, [sums[0], float(sums[1])])
+        return {
+            "kind": kind,
             "stage": stage.name,
             "stage_index": stage.index,
             "epoch": epoch + 1,
             "step": pos.global_step,
             "loss": round(loss_sum / max(steps, 1.0), 6),
             "lr": lr,
-            "images_per_s": round(acc.window_images / max(acc.window_time, 1e-9), 2),
+            "images_per_s": round(sums[2] / max(sums[3], 1e-9), 2),
             "time": round(self.wall_time(), 3),
         }
+
+    def log_window(self, stage: Stage, epoch: int, pos: Position, lr: float) -> None:
+        acc = pos.acc
+        sums = (acc.window_loss, acc.window_steps, acc.window_images, acc.window_time)
+        record = self.metrics_record("train", stage, epoch, pos, sums, lr)
         if self.place.is_main:
             self.run.append_metrics(record)
         acc.reset_window()
@@ -469,20 +479,10 @@ class Trainer:
     def end_epoch(self, stage, module, optimizer, gen, pos, test, epoch, total_steps, steps_per_epoch, warmup_steps):
         cfg = stage.cfg
         acc = pos.acc
-        loss_sum, steps = all_reduce_sum(self.place, [acc.epoch_loss, float(acc.epoch_steps)])
         lr = lr_at(max(pos.global_step - 1, 0), total_steps=total_steps, warmup_steps=warmup_steps,
                    peak=cfg.lr, min_lr=cfg.min_lr)
-        record: dict[str, Any] = {
-            "kind": "epoch",
-            "stage": stage.name,
-            "stage_index": stage.index,
-            "epoch": epoch + 1,
-            "step": pos.global_step,
-            "loss": round(loss_sum / max(steps, 1.0), 6),
-            "lr": lr,
-            "images_per_s": round(acc.epoch_images / max(acc.epoch_time, 1e-9), 2),
-            "time": round(self.wall_time(), 3),
-        }
+        sums = (acc.epoch_loss, acc.epoch_steps, acc.epoch_images, acc.epoch_time)
+        record = self.metrics_record("epoch", stage, epoch, pos, sums, lr)
         last = epoch + 1 == cfg.epochs
         if test is not None and ((epoch + 1) % self.recipe.eval_every == 0 or last):
             record["test_acc"] = round(self.evaluate(module, test, cfg), 4)

@@ -195,3 +195,25 @@ def test_sigkill_then_resume_matches_uninterrupted_run(baseline, tmp_path, cli):
         return
     assert result.code == 0, result.err
     assert final_metrics(runs / "killed") == final_metrics(base_run)
+
+
+def test_init_from_a_run_keeps_the_head_only_when_asked(baseline, tmp_path, cli):
+    """init = <run dir>: backbone always loaded; the classifier head only with init_head = true."""
+    from idmm_tui.engine.checkpoint import load_weights
+
+    _, base_run, _ = baseline
+    parent = load_weights(base_run / "checkpoints" / "finetune_24.safetensors")
+    for keep in (True, False):
+        name = f"child-{keep}"
+        sets = ["pretrain.method=none", f"init={base_run}", f"init_head={str(keep).lower()}",
+                "finetune.0.epochs=1", "finetune.0.warmup_epochs=0", "finetune.0.lr=1e-12"]
+        args = [a for item in sets for a in ("--set", item)]
+        result = cli("run", base_run / "recipe.toml", "--runs-dir", tmp_path, "--name", name, "--json", *args)
+        assert result.code == 0, result.err
+        child = load_weights(tmp_path / name / "checkpoints" / "finetune_24.safetensors")
+        assert (child["backbone.pos_embed"] - parent["backbone.pos_embed"]).abs().max() < 1e-6
+        same_head = (child["head.weight"] - parent["head.weight"]).abs().max() < 1e-6
+        assert bool(same_head) is keep
+    bad = cli("run", base_run / "recipe.toml", "--runs-dir", tmp_path, "--name", "bad", "--set", "pretrain.method=none",
+              "--set", f"init={base_run / 'checkpoints' / 'pretrain.safetensors'}", "--set", "init_head=true")
+    assert bad.code == 2 and "init_head = true" in bad.err
