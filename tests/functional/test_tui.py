@@ -157,19 +157,35 @@ async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "conditi
         await pilot.pause(0.05)
 
 
-def assert_snapshot(app, name: str, tmp_path: Path) -> None:
-    svg = app.export_screenshot(title="idmm")
+async def assert_snapshot(pilot, app, name: str, tmp_path: Path, settle_s: float = 8.0) -> None:
+    """Compare the screen with its SVG snapshot, letting layout settle first.
+
+    Under load a table may be exported mid-layout (columns not yet sized), so the screen is
+    re-exported every 0.1 s until it equals the snapshot, or until the deadline; in update mode
+    it is written once two consecutive exports agree.
+    """
     path = SNAPSHOTS / f"{name}.svg"
-    if os.environ.get("IDMM_UPDATE_SNAPSHOTS"):
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(svg, encoding="utf-8")
-        return
-    if not path.exists():
+    update = bool(os.environ.get("IDMM_UPDATE_SNAPSHOTS"))
+    if not update and not path.exists():
         raise AssertionError(f"no snapshot {path}; create it with IDMM_UPDATE_SNAPSHOTS=1")
-    if path.read_text(encoding="utf-8") != svg:
-        got = tmp_path / f"{name}.got.svg"
-        got.write_text(svg, encoding="utf-8")
-        raise AssertionError(f"screen differs from snapshot {path}; got {got} (IDMM_UPDATE_SNAPSHOTS=1 to accept)")
+    expected = None if update else path.read_text(encoding="utf-8")
+    deadline = time.monotonic() + settle_s
+    previous = None
+    while True:
+        svg = app.export_screenshot(title="idmm")
+        if svg == expected:
+            return
+        if update and svg == previous:
+            SNAPSHOTS.mkdir(exist_ok=True)
+            path.write_text(svg, encoding="utf-8")
+            return
+        if time.monotonic() > deadline:
+            break
+        previous = svg
+        await pilot.pause(0.1)
+    got = tmp_path / f"{name}.got.svg"
+    got.write_text(svg, encoding="utf-8")
+    raise AssertionError(f"screen differs from snapshot {path}; got {got} (IDMM_UPDATE_SNAPSHOTS=1 to accept)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,7 +540,7 @@ async def test_snapshot_runs_table(fixture_runs, tmp_path, size):
         await wait_for(pilot, lambda: app.screen.table.row_count == 5, what="rows")
         await pilot.press("down", "space")
         await pilot.pause()
-        assert_snapshot(app, f"runs_{size[0]}x{size[1]}", tmp_path)
+        await assert_snapshot(pilot, app, f"runs_{size[0]}x{size[1]}", tmp_path)
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
@@ -536,7 +552,7 @@ async def test_snapshot_run_view(fixture_runs, tmp_path, size):
         screen = app.screen
         await wait_for(pilot, lambda: screen.summary and screen.curves.points and screen.recipe_text, what="poll")
         await pilot.pause()
-        assert_snapshot(app, f"run_{size[0]}x{size[1]}", tmp_path)
+        await assert_snapshot(pilot, app, f"run_{size[0]}x{size[1]}", tmp_path)
 
 
 @pilot_test
@@ -548,10 +564,10 @@ async def test_snapshot_compare(fixture_runs, tmp_path):
         screen = app.screen
         await wait_for(pilot, lambda: all(r.summary and r.recipe for r in screen.runs.values()), what="polls")
         await pilot.pause()
-        assert_snapshot(app, "compare_120x40", tmp_path)
+        await assert_snapshot(pilot, app, "compare_120x40", tmp_path)
         await pilot.press("2")
         await pilot.pause()
-        assert_snapshot(app, "compare_diff_120x40", tmp_path)
+        await assert_snapshot(pilot, app, "compare_diff_120x40", tmp_path)
 
 
 @pilot_test
@@ -560,7 +576,7 @@ async def test_snapshot_help(fixture_runs, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()
-        assert_snapshot(app, "help_120x40", tmp_path)
+        await assert_snapshot(pilot, app, "help_120x40", tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
