@@ -8,6 +8,7 @@ checks the hash first: a truncated or corrupt file is reported, never loaded.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,35 @@ from idmm_tui.fsutil import atomic_write, atomic_write_json, sha256_file
 FORMAT = "idmm-checkpoint/1"
 
 
-def save_checkpoint(path_stem: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-    """Write ``<stem>.safetensors`` then ``<stem>.json`` (the JSON last: it commits the pair)."""
+def save_checkpoint(
+    path_stem: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], *, versioned: bool = False
+) -> None:
+    """Write the tensors, then ``<stem>.json`` (the JSON last: it commits the pair).
+
+    ``versioned=False``: the tensors go to ``<stem>.safetensors`` (a stage's final weights, read by name).
+    ``versioned=True`` (the resumable ``last`` checkpoint, rewritten during training): each save writes
+    a new ``<stem>.<n>.safetensors`` and only then switches the JSON to it, so a crash at any moment
+    leaves a JSON whose tensors match it; superseded tensor files are removed after the switch.
+    """
     path_stem = Path(path_stem)
-    weights = path_stem.with_suffix(".safetensors")
+    if versioned:
+        weights = path_stem.with_name(f"{path_stem.name}.{time.time_ns()}.safetensors")
+    else:
+        weights = path_stem.with_suffix(".safetensors")
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write(weights, lambda tmp: save_file(clean, str(tmp), metadata={"format": FORMAT}))
     meta = dict(state, format=FORMAT, weights=weights.name, sha256=sha256_file(weights))
     atomic_write_json(path_stem.with_suffix(".json"), meta)
+    if versioned:
+        for old in path_stem.parent.glob(f"{path_stem.name}.*.safetensors"):
+            if old.name != weights.name:
+                old.unlink(missing_ok=True)
+
+
+def weights_path(path_stem: Path, state: dict[str, Any]) -> Path:
+    """The tensor file a checkpoint's JSON designates (same folder; no path may escape it)."""
+    name = Path(str(state.get("weights") or Path(path_stem).name + ".safetensors")).name
+    return Path(path_stem).parent / name
 
 
 def read_state(path_stem: Path) -> dict[str, Any]:
@@ -48,7 +70,7 @@ def read_state(path_stem: Path) -> dict[str, Any]:
 def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, state) after verifying the tensor file's sha256 against the state."""
     meta = read_state(path_stem)
-    weights = Path(path_stem).with_suffix(".safetensors")
+    weights = weights_path(path_stem, meta)
     if not weights.is_file():
         raise CheckpointError(f"checkpoint weights {weights} are missing; not loaded")
     actual = sha256_file(weights)

@@ -155,7 +155,6 @@ class Position:
     epoch: int = 0
     step_in_epoch: int = 0
     global_step: int = 0  # optimiser steps done in this stage
-    eval_pending: bool = False
     acc: Accumulators = field(default_factory=Accumulators)
 
 
@@ -289,7 +288,6 @@ class Trainer:
                 epoch=resume["epoch"],
                 step_in_epoch=resume["step_in_epoch"],
                 global_step=resume["global_step"],
-                eval_pending=resume.get("eval_pending", False),
                 acc=Accumulators(**resume["accumulators"]),
             )
             self._elapsed_before = float(resume.get("wall_time_s", 0.0))
@@ -315,7 +313,7 @@ class Trainer:
 
         module = self.build_module(stage, n_train, len(train.classes)).to(self.place.device)
         gen = torch.Generator()
-        resumed = pos.global_step > 0 or pos.epoch > 0 or pos.step_in_epoch > 0 or pos.eval_pending
+        resumed = pos.global_step > 0 or pos.epoch > 0 or pos.step_in_epoch > 0
         optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if resumed:
             tensors, _ = ckpt.load_checkpoint(self.run.checkpoint(LAST))
@@ -337,7 +335,7 @@ class Trainer:
         self.reporter.stage_started(stage, total_steps, pos.global_step)
         epoch = pos.epoch
         while epoch < cfg.epochs:
-            fresh_epoch = pos.step_in_epoch == 0 and not pos.eval_pending
+            fresh_epoch = pos.step_in_epoch == 0
             if fresh_epoch:
                 gen.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "aug", self.place.rank))
                 torch.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "torch", self.place.rank))
@@ -389,9 +387,9 @@ class Trainer:
                     if self.stop_requested():
                         self.save_last(stage, module, optimizer, gen, pos)
                         raise RunInterrupted(self.stop.reason or "interrupted")
-            self.end_epoch(stage, module, optimizer, gen, pos, test, epoch, total_steps, steps_per_epoch, warmup_steps)
+            self.end_epoch(stage, module, optimizer, gen, pos, test, epoch, total_steps, warmup_steps)
             epoch += 1
-            pos.epoch, pos.step_in_epoch, pos.eval_pending = epoch, 0, False
+            pos.epoch, pos.step_in_epoch = epoch, 0
         self.finish_stage(stage, module, train.classes)
 
     def autocast(self):
@@ -476,7 +474,7 @@ class Trainer:
                  for bank in (train, test)]
         return weighted_knn_accuracy(feats[0], train.labels, feats[1], test.labels)
 
-    def end_epoch(self, stage, module, optimizer, gen, pos, test, epoch, total_steps, steps_per_epoch, warmup_steps):
+    def end_epoch(self, stage, module, optimizer, gen, pos, test, epoch, total_steps, warmup_steps):
         cfg = stage.cfg
         acc = pos.acc
         lr = lr_at(max(pos.global_step - 1, 0), total_steps=total_steps, warmup_steps=warmup_steps,
@@ -501,7 +499,7 @@ class Trainer:
         due = time.monotonic() - self._last_ckpt_time >= self.recipe.checkpoint_every_s
         due = all_reduce_sum(self.place, [1.0 if due else 0.0])[0] > 0  # every rank must agree
         if due and not last:
-            nxt = Position(pos.stage_index, epoch + 1, 0, pos.global_step, False, Accumulators())
+            nxt = Position(pos.stage_index, epoch + 1, 0, pos.global_step, Accumulators())
             self.save_last(stage, module, optimizer, gen, nxt)
 
     def save_last(self, stage: Stage, module, optimizer, gen, pos: Position, stage_done: bool = False) -> None:
@@ -522,13 +520,12 @@ class Trainer:
                 "epoch": pos.epoch,
                 "step_in_epoch": pos.step_in_epoch,
                 "global_step": pos.global_step,
-                "eval_pending": pos.eval_pending,
                 "accumulators": vars(pos.acc),
                 "wall_time_s": round(self.wall_time(), 3),
                 "world_size": self.place.world_size,
                 "saved_at": _now(),
             }
-            ckpt.save_checkpoint(self.run.checkpoint(LAST), tensors, state)
+            ckpt.save_checkpoint(self.run.checkpoint(LAST), tensors, state, versioned=True)
             if stage_done:
                 self.log(f"{stage.name}: finished; weights in checkpoints/{stage.name}.safetensors")
             else:
@@ -562,7 +559,7 @@ class Trainer:
             stages[stage.name] = {"kind": stage.kind, "resolution": stage.cfg.resolution,
                                   "epochs": stage.cfg.epochs, "status": "completed", **final}
             self.update_summary(stages=stages)
-        done = Position(stage.index + 1, 0, 0, 0, False, Accumulators())
+        done = Position(stage.index + 1)
         self.save_last(stage, module, None, None, done, stage_done=True)
         self.reporter.stage_done(stage, final)
 

@@ -24,7 +24,7 @@ def final_metrics(run: Path) -> dict:
     summary = json.loads((run / "summary.json").read_text())
     epochs = [m for m in RunDir(run).read_metrics() if m["kind"] == "epoch"]
     weights = {p.name: sha256_file(p) for p in sorted((run / "checkpoints").glob("*.safetensors"))
-               if p.stem != "last"}
+               if not p.name.startswith("last.")}
     return {
         "test_acc": summary["test_acc"],
         "stages": {k: {m: v.get(m) for m in ("loss", "test_acc", "step")} for k, v in summary["stages"].items()},

@@ -263,3 +263,24 @@ def test_sha256_file(tmp_path):
     data = bytes(range(256)) * 5000
     path.write_bytes(data)
     assert sha256_file(path, chunk=4096) == hashlib.sha256(data).hexdigest()
+
+
+def test_versioned_checkpoint_survives_a_crash_between_tensors_and_state(tmp_path):
+    """The JSON commits the pair: new tensors written but the JSON not yet switched still load the old pair."""
+    import json
+
+    import torch
+
+    from idmm_tui.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    stem = tmp_path / "last"
+    save_checkpoint(stem, {"w": torch.zeros(3)}, {"step": 1}, versioned=True)
+    first = json.loads(stem.with_suffix(".json").read_text())["weights"]
+    # a crash after writing the next tensors but before the JSON: simulate the orphan file
+    (tmp_path / "last.999.safetensors").write_bytes(b"half-written")
+    tensors, state = load_checkpoint(stem)
+    assert state["step"] == 1 and torch.equal(tensors["w"], torch.zeros(3))
+    save_checkpoint(stem, {"w": torch.ones(3)}, {"step": 2}, versioned=True)
+    tensors, state = load_checkpoint(stem)
+    assert state["step"] == 2 and torch.equal(tensors["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.glob("last.*.safetensors")] == [state["weights"]] != [first]
