@@ -1,0 +1,91 @@
+"""SimCLR (Chen et al., ICML 2020, "A Simple Framework for Contrastive Learning of Visual Representations").
+
+Two augmented global views of each of the ``B`` images (``pretrain_crops`` with ``global_scale``;
+``local_crops`` is ignored) pass through the backbone and a projection MLP ``g``; the ``2B``
+outputs are L2-normalised, ``z_k = g(f(x_k)) / ||g(f(x_k))||``. With ``j(i)`` the other view of
+the image of view ``i`` and ``τ`` the temperature (Table 10: 0.1), the NT-Xent loss is
+
+    ℓ_i = −log [ exp(z_i·z_{j(i)} / τ) / Σ_{k ≠ i} exp(z_i·z_k / τ) ],      L = (1 / 2B) Σ_i ℓ_i.
+
+Projection MLP (:func:`projection_mlp`): ``Linear(d, proj_hidden) → BatchNorm1d → ReLU →
+Linear(proj_hidden, proj_dim)`` as in SimCLR (BN, not LN: the paper's head; under DDP its
+statistics are per device). ``projection_mlp = false`` contrasts the backbone features directly.
+Negatives are the other views of the local (per-device) batch; they are not gathered across devices.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from idmm_tui.engine.views import pretrain_crops
+from idmm_tui.methods.base import Batch, TwoPart, register_method
+from idmm_tui.recipe import PretrainConfig
+
+TEMPERATURE = 0.1  # Table 10
+
+
+def projection_mlp(
+    in_dim: int, hidden: int, out_dim: int, layers: int = 2, norm: bool = True, last_norm: bool = False
+) -> nn.Sequential:
+    """``layers`` Linear layers; every hidden one followed by [BatchNorm1d →] ReLU.
+
+    ``last_norm`` adds an affine-free BatchNorm1d on the output (MoCo v3's projector).
+    """
+    mods: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(layers - 1):
+        mods.append(nn.Linear(dim, hidden, bias=not norm))
+        if norm:
+            mods.append(nn.BatchNorm1d(hidden))
+        mods.append(nn.ReLU(inplace=True))
+        dim = hidden
+    mods.append(nn.Linear(dim, out_dim, bias=not last_norm))
+    if last_norm:
+        mods.append(nn.BatchNorm1d(out_dim, affine=False))
+    return nn.Sequential(*mods)
+
+
+def two_views(gen: torch.Generator, batch: Batch, cfg: PretrainConfig) -> torch.Tensor:
+    """``[2B, C, r, r]``: view 1 of every image, then view 2 (row ``k·B + i``)."""
+    return pretrain_crops(gen, batch.images, batch.sizes, 2, tuple(cfg.global_scale), cfg)
+
+
+def contrastive_head(num_features: int, cfg: PretrainConfig) -> nn.Module:
+    if not cfg.projection_mlp:
+        return nn.Identity()
+    return projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2, norm=True)
+
+
+def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent of ``2B`` embeddings ordered (view 1 of all images, view 2 of all images)."""
+    z = F.normalize(z.float(), dim=1)
+    n = z.shape[0]
+    b = n // 2
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = (torch.arange(n, device=z.device) + b) % n
+    return F.cross_entropy(sim, target)
+
+
+class SimCLR:
+    name = "simclr"
+    description = "SimCLR: NT-Xent contrastive loss on 2 views with a projection MLP (Table 2 baseline)"
+    uses_labels = False
+
+    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
+        return TwoPart(backbone, contrastive_head(num_features, cfg))
+
+    def loss(
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+    ) -> tuple[torch.Tensor, int]:
+        views = two_views(gen, batch, cfg)
+        z = module(views)
+        return nt_xent(z, cfg.temperature or TEMPERATURE), views.shape[0]
+
+    def after_step(self, module: nn.Module, progress: float) -> None:
+        return None
+
+
+register_method(SimCLR())

@@ -1,0 +1,60 @@
+"""SupCon (Khosla et al., NeurIPS 2020, "Supervised Contrastive Learning"), the L^sup_out loss.
+
+Same two views and projection MLP as :mod:`simclr` (``z`` L2-normalised, ``2B`` embeddings), but
+every view of the same class is a positive. With ``A(i)`` all views but ``i`` and
+``P(i) = {p ∈ A(i) : y_p = y_i}`` (never empty: it holds the other view of the same image),
+
+    ℓ_i = −(1 / |P(i)|) Σ_{p ∈ P(i)} log [ exp(z_i·z_p / τ) / Σ_{a ∈ A(i)} exp(z_i·z_a / τ) ],
+    L = (1 / 2B) Σ_i ℓ_i,      τ = 0.1 (Table 10).
+
+Uses ``batch.labels`` (the only baseline that does). The reference code's extra factor
+``τ / τ_base`` (τ_base = 0.07) is left out: it is a constant scale of the loss. Negatives are
+local to each device, as in :mod:`simclr`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from idmm_tui.methods.base import Batch, TwoPart, register_method
+from idmm_tui.methods.simclr import contrastive_head, two_views
+from idmm_tui.recipe import PretrainConfig
+
+TEMPERATURE = 0.1  # Table 10
+
+
+def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SupCon L^sup_out of embeddings ``z [n, D]`` with class ``labels [n]``."""
+    z = F.normalize(z.float(), dim=1)
+    n = z.shape[0]
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    sim = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    pos_log_prob = log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1).clamp(min=1)
+    return -pos_log_prob.mean()
+
+
+class SupCon:
+    name = "supcon"
+    description = "SupCon: supervised contrastive loss over same-class views (uses labels; Table 2 baseline)"
+    uses_labels = True
+
+    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
+        return TwoPart(backbone, contrastive_head(num_features, cfg))
+
+    def loss(
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+    ) -> tuple[torch.Tensor, int]:
+        views = two_views(gen, batch, cfg)
+        z = module(views)
+        labels = batch.labels.repeat(2)
+        return supcon_loss(z, labels, cfg.temperature or TEMPERATURE), views.shape[0]
+
+    def after_step(self, module: nn.Module, progress: float) -> None:
+        return None
+
+
+register_method(SupCon())
