@@ -93,16 +93,16 @@ class PretrainConfig(OptimConfig):
     # -- baseline methods (Table 2; settings of Table 10); IDMM reads none of these -----------
     temperature: float | None = Field(
         None, gt=0.0, description="softmax temperature tau (DINO: the student's); unset = the method's Table 10 "
-        "value: simclr/supcon 0.1, moco_v2/moco_v3 0.2, dino 0.1"
+        "value: simclr/supcon 0.1, mocov2/mocov3 0.2, dino 0.1"
     )
     proj_dim: int = Field(256, ge=1, le=65_536, description="projection output dim (DINO: bottleneck dim), Table 10")
     proj_hidden: int = Field(2048, ge=1, le=65_536, description="hidden width of projection/predictor/DINO MLPs")
     projection_mlp: bool = Field(
         True, description="simclr/supcon: 2-layer projection MLP on the features; false = contrast the raw features"
     )
-    queue_size: int = Field(2048, ge=1, le=1_000_000, description="moco_v2: negative keys kept in the queue")
+    queue_size: int = Field(2048, ge=1, le=1_000_000, description="mocov2: negative keys kept in the queue")
     momentum: float = Field(
-        0.99, ge=0.0, le=1.0, description="EMA momentum of key encoder / teacher (moco_v3, dino: cosine to 1)"
+        0.99, ge=0.0, le=1.0, description="EMA momentum of key encoder / teacher (mocov3, dino: cosine to 1)"
     )
     teacher_temp: float = Field(0.07, gt=0.0, description="dino: final teacher temperature")
     teacher_temp_start: float = Field(0.04, gt=0.0, description="dino: teacher temperature at epoch 0")

@@ -6,7 +6,7 @@ pretraining loss of one batch. Adding a method = one new file + one ``register_m
 
 from idmm_tui.methods import dino as _dino  # noqa: F401  (registers "dino")
 from idmm_tui.methods import idmm as _idmm  # noqa: F401  (registers "idmm")
-from idmm_tui.methods import moco as _moco  # noqa: F401  (registers "moco_v2", "moco_v3")
+from idmm_tui.methods import moco as _moco  # noqa: F401  (registers "mocov2", "mocov3")
 from idmm_tui.methods import simclr as _simclr  # noqa: F401  (registers "simclr")
 from idmm_tui.methods import supcon as _supcon  # noqa: F401  (registers "supcon")
 from idmm_tui.methods.base import (

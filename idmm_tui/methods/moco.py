@@ -157,7 +157,7 @@ def _rank() -> int:
 
 
 class MoCoV2:
-    name = "moco_v2"
+    name = "mocov2"
     description = "MoCo v2: InfoNCE against a momentum key encoder and a queue of 2048 keys (Table 2 baseline)"
     uses_labels = False
 
@@ -186,7 +186,7 @@ class MoCoV2:
 
 
 class MoCoV3:
-    name = "moco_v3"
+    name = "mocov3"
     description = "MoCo v3: symmetric contrastive loss, momentum encoder + predictor (Table 2 baseline)"
     uses_labels = False
 

@@ -18,7 +18,7 @@ from idmm_tui.methods.supcon import supcon_loss
 from idmm_tui.models.registry import create_backbone
 from idmm_tui.recipe import PretrainConfig
 
-BASELINES = ["simclr", "supcon", "moco_v2", "moco_v3", "dino"]
+BASELINES = ["simclr", "supcon", "mocov2", "mocov3", "dino"]
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -194,7 +194,7 @@ def test_one_step(name):
     students = [p.detach().clone() for p in module.student_parameters()]
     progress = 0.25
     method.after_step(module, progress)
-    m = cfg.momentum if name == "moco_v2" else cosine_momentum(cfg.momentum, progress)
+    m = cfg.momentum if name == "mocov2" else cosine_momentum(cfg.momentum, progress)
     changed = False
     for t, t0, s in zip(module.teacher_parameters(), before, students, strict=True):
         assert torch.allclose(t, m * t0 + (1 - m) * s, atol=1e-6)
@@ -202,7 +202,7 @@ def test_one_step(name):
     assert changed
     state = module.state_dict()
     assert "synced" in state and any(k.startswith("teacher_backbone.") for k in state)
-    if name == "moco_v2":
+    if name == "mocov2":
         assert int(state["queue_ptr"]) == 8 and state["queue"].shape == (12, 8)
     if name == "dino":
         assert float(state["progress"]) == progress and state["center"].abs().sum() > 0
@@ -234,7 +234,7 @@ def test_idmm_run_every_baseline(cli, tiny_recipe, tmp_path):
         assert summary["status"] == "completed" and "pretrain" in summary["stages"]
 
 
-@pytest.mark.parametrize("name", ["moco_v2", "moco_v3", "dino"])
+@pytest.mark.parametrize("name", ["mocov2", "mocov3", "dino"])
 def test_state_dict_resume_is_exact(name):
     """Everything the next step depends on (teacher, queue, pointer, center, progress) is in state_dict."""
     method, cfg = get_method(name), _cfg(method=name)
