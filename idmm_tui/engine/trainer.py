@@ -38,7 +38,7 @@ from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.views import eval_views, finetune_views
 from idmm_tui.errors import CheckpointError, UsageError
 from idmm_tui.methods import Batch, get_method
-from idmm_tui.methods.base import TwoPart
+from idmm_tui.methods.base import TwoPart, unwrap
 from idmm_tui.models.registry import create_backbone, load_backbone_state
 from idmm_tui.recipe import FinetuneConfig, PretrainConfig, Recipe
 from idmm_tui.runs.store import LAST, RUN_MARKER, RunDir
@@ -159,10 +159,6 @@ class Position:
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def classifier_head(num_features: int, num_classes: int) -> nn.Linear:
@@ -368,7 +364,7 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
                     optimizer.step()
                     if method is not None:
-                        method.after_step(_unwrap(module), pos.global_step / max(1, total_steps))
+                        method.after_step(unwrap(module), pos.global_step / max(1, total_steps))
                     loss_value = float(loss.detach())
                     if not math.isfinite(loss_value):
                         raise FloatingPointError(
@@ -450,7 +446,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, module: nn.Module, test: ImageBank, cfg: FinetuneConfig) -> float:
         """Top-1 accuracy (%) on the whole test split (sharded over ranks)."""
-        module = _unwrap(module)  # no DDP hooks: ranks may see different numbers of test batches
+        module = unwrap(module)  # no DDP hooks: ranks may see different numbers of test batches
         module.eval()
         n = len(test)
         order = torch.arange(n)[self.place.rank :: self.place.world_size]
@@ -468,7 +464,7 @@ class Trainer:
 
     def knn_accuracy(self, module: nn.Module, cfg: PretrainConfig) -> float:
         """Weighted kNN top-1 (%) of the frozen backbone features: test images vs training images."""
-        backbone = _unwrap(module).backbone
+        backbone = unwrap(module).backbone
         train, test = self.bank("train", cfg.resolution), self.bank("test", cfg.resolution)
         feats = [extract_features(backbone, bank, cfg.resolution, self.place.device, autocast=self.autocast())
                  for bank in (train, test)]
@@ -506,7 +502,7 @@ class Trainer:
         """The resumable checkpoint ``checkpoints/last.*`` (model, optimiser, RNG, position)."""
         tensors: dict[str, torch.Tensor] = {}
         if not stage_done:
-            tensors.update({f"model.{k}": v for k, v in _unwrap(module).state_dict().items()})
+            tensors.update({f"model.{k}": v for k, v in unwrap(module).state_dict().items()})
             tensors.update(ckpt.optimizer_tensors(optimizer))
         rng = ckpt.rng_tensors({"aug": gen} if gen is not None else {})
         gathered = _gather_rng(self.place, rng)
@@ -539,7 +535,7 @@ class Trainer:
         metrics = [m for m in self.run.read_metrics() if m.get("stage") == stage.name and m.get("kind") == "epoch"]
         final = dict(metrics[-1]) if metrics else {}
         final = {k: final[k] for k in ("epoch", "step", "loss", "test_acc", "knn_acc", "images_per_s") if k in final}
-        inner = _unwrap(module)
+        inner = unwrap(module)
         if self.place.is_main:
             state = inner.state_dict()
             if stage.kind == "pretrain":  # the instance head is meaningless downstream

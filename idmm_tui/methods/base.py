@@ -7,6 +7,7 @@ from typing import Protocol
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from idmm_tui.errors import UnknownNameError
 from idmm_tui.recipe import PretrainConfig
@@ -22,6 +23,11 @@ class Batch:
     sizes: torch.Tensor  # [B, 2] original (h, w)
     labels: torch.Tensor  # [B] class labels (only label-using methods may read them)
     instance_ids: torch.Tensor  # [B] index of each image in the training split
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 class TwoPart(nn.Module):

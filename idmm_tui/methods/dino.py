@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from idmm_tui.engine.views import pretrain_crops
-from idmm_tui.methods.base import Batch, register_method
+from idmm_tui.methods.base import Batch, register_method, unwrap
 from idmm_tui.methods.idmm import crop_groups
-from idmm_tui.methods.moco import MomentumModule, cosine_momentum, unwrap
+from idmm_tui.methods.moco import MomentumModule, cosine_momentum
 from idmm_tui.recipe import PretrainConfig
 
 TEMPERATURE = 0.1  # Table 10: the student's

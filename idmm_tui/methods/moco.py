@@ -44,17 +44,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from idmm_tui.methods.base import Batch, register_method
+from idmm_tui.methods.base import Batch, register_method, unwrap
 from idmm_tui.methods.simclr import projection_mlp, two_views
 from idmm_tui.recipe import PretrainConfig
 
 TEMPERATURE = 0.2  # Table 10, MoCo v2 and v3
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def cosine_momentum(base: float, progress: float) -> float:
