@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from idmm_tui.cli_experiments import register as register_experiments
 from idmm_tui.cli_zoo import zoo_app
 from idmm_tui.errors import IdmmError, UsageError
 
@@ -32,6 +33,7 @@ data_app = typer.Typer(help="Datasets known to idmm.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
+register_experiments(app)
 
 err = Console(stderr=True)
 
@@ -66,6 +68,7 @@ def run_cmd(
     name: Annotated[str | None, typer.Option(help="run directory name [default: <recipe>-<timestamp>]")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the final summary JSON on stdout")] = False,
+    group: Annotated[str | None, typer.Option("--group", hidden=True, help="sweep group (set by idmm sweep)")] = None,
 ) -> None:
     """Pretrain (IDMM) and fine-tune a ViT as a recipe says; resumable, one run directory per run.
 
@@ -101,7 +104,7 @@ def run_cmd(
     previous_handlers: dict = {}
     try:
         if resume is None:
-            run, resolved = _create_on_main(place, recipe, overrides, _runs_dir(runs_dir), name)
+            run, resolved = _create_on_main(place, recipe, overrides, _runs_dir(runs_dir), name, group)
         previous_handlers = _install_signal_handlers(stop)
         if place.is_main:
             err.print(f"[bold]run[/] {run.path}  ({'resumed' if resume else 'new'}; device {place.device}"
@@ -131,7 +134,7 @@ def run_cmd(
         _print_summary(summary, run.path)
 
 
-def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, name: str | None):
+def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, name: str | None, group: str | None):
     """Rank 0 creates the run directory; the other ranks learn its path (or rank 0's error)."""
     import tomllib
 
@@ -140,13 +143,14 @@ def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, n
     from idmm_tui.runs.store import open_run_dir
 
     if not place.distributed:
-        return create_run(recipe, overrides, runs_dir, name, world_size=1)
+        return create_run(recipe, overrides, runs_dir, name, world_size=1, group=group)
     import torch.distributed as dist
 
     message: list[Any] = [None]
     if place.is_main:
         try:
-            message = [str(create_run(recipe, overrides, runs_dir, name, world_size=place.world_size)[0].path)]
+            created = create_run(recipe, overrides, runs_dir, name, world_size=place.world_size, group=group)
+            message = [str(created[0].path)]
         except IdmmError as exc:
             message = [f"error:{exc}"]
     dist.broadcast_object_list(message, src=0)
@@ -287,6 +291,81 @@ def data_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         table.add_row(s.name, _fmt(s.num_classes), _fmt(s.paper_train_size), _fmt(s.paper_test_size),
                       "yes" if s.downloadable else "no", s.description)
     Console().print(table)
+
+
+@data_app.command("subset")
+def data_subset(
+    imagenet_dir: Annotated[
+        Path, typer.Argument(help="ImageNet-style folder: train/<wnid>/* (and val/<wnid>/*)", show_default=False)
+    ],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            metavar="sin10k|random10k",
+            show_default=False,
+            help="sin10k: N images per class; random10k: N images drawn from all of train/",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="folder to write: new, empty, or an earlier subset of the same spec")
+    ],
+    seed: Annotated[int, typer.Option("--seed", min=0, help="selection seed (0 = the registered datasets')")] = 0,
+    per_class: Annotated[
+        int | None, typer.Option("--per-class", min=1, help="sin10k: images per class (default 10)", show_default=False)
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", min=1, help="random10k: images (default 10000)", show_default=False)
+    ] = None,
+    copy: Annotated[bool, typer.Option("--copy", help="copy the images instead of symlinking them")] = False,
+    val: Annotated[bool, typer.Option("--val/--no-val", help="also write val/ as test/ (when there is a val/)")] = True,
+) -> None:
+    """Write an ImageNet subset (SIN-10k, or a random draw) as an imagefolder tree with a subset.json.
+
+    OUT/train/<wnid>/ gets symlinks to (with --copy: copies of) the chosen images, OUT/test/ the whole val/,
+    OUT/subset.json the kind, seed, source, counts and the exact file list.
+
+    With the default seed and count these are the training images of the datasets sin10k and imagenet_random10k.
+
+    Train on it:  idmm run RECIPE --set data.dataset=imagefolder --set data.root=OUT
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from idmm_tui.data import imagenet
+
+    if kind not in imagenet.KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(imagenet.KINDS)}, not {kind!r}")
+    if kind == "sin10k" and size is not None:
+        raise UsageError("--size goes with --kind random10k (sin10k takes --per-class)")
+    if kind == "random10k" and per_class is not None:
+        raise UsageError("--per-class goes with --kind sin10k (random10k takes --size)")
+    out = out.expanduser().absolute()
+    subset = imagenet.select_subset(
+        imagenet_dir.expanduser().resolve(), kind, seed, per_class or imagenet.PER_CLASS, size or imagenet.RANDOM_SIZE
+    )
+    tree = imagenet.plan_subset(subset, out, copy=copy, with_val=val)
+    imagenet.check_out(out, tree.record)  # refuse before saying anything else
+    for note in subset.notes():
+        err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=not err.is_terminal, transient=True) as bar:
+        task = bar.add_task("copying" if copy else "linking", total=len(tree.pairs))
+        record = imagenet.write_subset(tree, progress=lambda done, _: bar.update(task, completed=done))
+    test = f", test/ = {record['test']['count']} val images" if record["test"] else ", no test/"
+    state = "already complete" if record["resumed"] and not record["written"] else f"{record['written']} files written"
+    same = f"; the training images of dataset {record['dataset']!r}" if record["dataset"] else ""
+    console = Console()
+    console.print(
+        f"{kind} (seed {seed}): {record['counts']['train']} training images of "
+        f"{record['counts']['classes']} classes{test} -> {out} ({record['mode']}, {state}){same}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"train on it:  idmm run RECIPE --set data.dataset=imagefolder --set data.root={out}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("models")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from idmm_tui.data.registry import get_dataset_spec, load_split
+from idmm_tui.data.registry import get_dataset_spec, load_configured
 from idmm_tui.engine import checkpoint as ckpt
 from idmm_tui.engine.distributed import Placement
 from idmm_tui.engine.trainer import Reporter, StopRequest, Trainer, new_summary, plan_stages
@@ -74,6 +74,7 @@ def create_run(
     name: str | None,
     *,
     world_size: int = 1,
+    group: str | None = None,
 ) -> tuple[RunDir, Recipe]:
     """Validate everything, then create the run directory with its resolved recipe and summary."""
     recipe_path = Path(recipe_path)
@@ -81,16 +82,18 @@ def create_run(
     if recipe.init:
         init_loader(recipe.init)  # fail now on a bad init reference
     # the dataset must be readable (or downloadable) before a directory is created
-    load_split(recipe.data.dataset, recipe.data.root or None, "train", recipe.data.download)
+    load_configured(recipe.data, "train")
     needs_test = any(s.kind == "finetune" for s in plan_stages(recipe)) or recipe.pretrain.knn_every > 0
     if needs_test:
-        load_split(recipe.data.dataset, recipe.data.root or None, "test", recipe.data.download)
+        load_configured(recipe.data, "test")
     run = create_run_dir(runs_dir, name or default_run_name(recipe, recipe_path, runs_dir))
     save_recipe(recipe, run.recipe)
     summary = new_summary(run, recipe, recipe_digest(to_toml(recipe)), plan_stages(recipe), world_size)
     summary["recipe_source"] = str(recipe_path)
     summary["overrides"] = list(overrides)
     summary["lineage"] = init_lineage(recipe.init)  # the parent as it is now (zoo name, repo, sha256)
+    if group:
+        summary["group"] = group
     run.write_summary(summary)
     run.append_log(f"created from {recipe_path} {' '.join('--set ' + o for o in overrides)}".rstrip())
     return run, recipe

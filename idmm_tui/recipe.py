@@ -40,6 +40,10 @@ class DataConfig(_Strict):
     cache: Literal["auto", "yes", "no"] = Field(
         "auto", description="decode all images once into memory (auto: when they fit in 2 GiB)"
     )
+    classes: list[int] = Field(
+        default_factory=list,
+        description="keep only these class indices (relabelled 0..k-1 in this order); empty = all classes",
+    )
 
 
 class ModelConfig(_Strict):

@@ -350,3 +350,46 @@ def make_fashion_mnist(
         write_idx(folder / f"{img_stem}{suffix}", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         write_idx(folder / f"{lab_stem}{suffix}", np.array(labels[split], dtype=np.uint8))
     return DataFixture(Path(root), list(CLASSES), labels["train"], labels["test"])
+
+
+def imagenet_wnids(classes: int) -> list[str]:
+    """``classes`` WordNet-id-like folder names (``n01440764`` …), sorted."""
+    return [f"n{1440764 + 1000 * i:08d}" for i in range(classes)]
+
+
+def make_imagenet(
+    root: Path,
+    classes: int = 5,
+    per_class: int | list[int] = 15,
+    val_per_class: int = 2,
+    size: Size = 8,
+    with_val: bool = True,
+) -> DataFixture:
+    """``root/train/<wnid>/<wnid>_<n>.JPEG`` and ``root/val/<wnid>/ILSVRC2012_val_<8 digits>.JPEG`` (valprep).
+
+    ``per_class``: images per class, or one count per class (0 = an empty class folder). Real JPEGs
+    (modes RGB / L / CMYK), except that every 5th train image is a ``.png`` and every 7th sits in a
+    nested ``<wnid>/extra/`` folder (torchvision's ImageFolder takes both).
+    """
+    root = Path(root)
+    names = imagenet_wnids(classes)
+    counts = per_class if isinstance(per_class, list) else [per_class] * classes
+    labels: dict[str, list[int]] = {"train": [], "test": []}
+    k = 0
+    for label, wnid in enumerate(names):
+        (root / "train" / wnid).mkdir(parents=True, exist_ok=True)
+        for j in range(counts[label]):
+            folder = root / "train" / wnid / ("extra" if j % 7 == 6 else "")
+            if j % 5 == 4:
+                write_image(folder / f"{wnid}_{j + 1}.png", "RGB", _size(size, k), k, "PNG")
+            else:
+                write_jpg(folder / f"{wnid}_{j + 1}.JPEG", k, size)
+            labels["train"].append(label)
+            k += 1
+    if with_val:
+        for label, wnid in enumerate(names):
+            for _ in range(val_per_class):
+                write_jpg(root / "val" / wnid / f"ILSVRC2012_val_{len(labels['test']) + 1:08d}.JPEG", k, size)
+                labels["test"].append(label)
+                k += 1
+    return DataFixture(root, names, labels["train"], labels["test"])

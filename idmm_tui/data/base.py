@@ -73,6 +73,14 @@ def dataset_base(root: Path, folder: str, marker: str) -> Path:
     return root
 
 
+def find_dir(root: Path, folder: str, marker: str) -> Path | None:
+    """``root/folder`` or ``root`` itself, whichever holds ``marker`` (None when neither does)."""
+    for cand in (root / folder, root):
+        if (cand / marker).exists():
+            return cand
+    return None
+
+
 def open_image(path: str | Path) -> Image.Image:
     """Open and fully decode an image (mode and size untouched), closing the file."""
     with Image.open(path) as img:
@@ -156,3 +164,48 @@ class RelabeledConcat:
         img, label = self.parts[k][i - start]
         mapping = self.label_maps[k]
         return img, int(mapping[label] if mapping is not None else label)
+
+
+class ClassSubset:
+    """The images of some classes of a dataset, relabelled 0..k-1 in the order the classes are given.
+
+    Lets one dataset provide several small ones (e.g. two class-disjoint halves for a transfer
+    experiment). Keeps ``tensors`` when the parent has them.
+    """
+
+    def __init__(self, parent: LabeledImages, classes: Sequence[int], labels: Sequence[int] | None = None):
+        count = len(parent.classes)
+        bad = [c for c in classes if not 0 <= c < count]
+        if bad or len(set(classes)) != len(classes) or not classes:
+            raise ValueError(f"data.classes must be distinct class indices in 0..{count - 1}, got {list(classes)}")
+        self.parent = parent
+        self.classes = [parent.classes[c] for c in classes]
+        new_label = {c: i for i, c in enumerate(classes)}
+        if labels is None:
+            labels = _labels_of(parent)
+        self.indices = [i for i, y in enumerate(labels) if y in new_label]
+        self.targets = [new_label[labels[i]] for i in self.indices]
+        tensors = getattr(parent, "tensors", None)
+        if tensors is not None:
+            import torch
+
+            index = torch.as_tensor(self.indices, dtype=torch.long)
+            self.tensors = (tensors[0][index], torch.as_tensor(self.targets, dtype=torch.long))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        image, _ = self.parent[self.indices[i]]
+        return image, self.targets[i]
+
+
+def _labels_of(ds: LabeledImages) -> list[int]:
+    """Every label of ``ds`` (from ``tensors``/``targets`` when present, else by reading each item)."""
+    tensors = getattr(ds, "tensors", None)
+    if tensors is not None:
+        return [int(y) for y in tensors[1]]
+    targets = next((t for a in ("targets", "labels", "_labels") if (t := getattr(ds, a, None)) is not None), None)
+    if targets is not None and len(targets) == len(ds):
+        return [int(y) for y in targets]
+    return [int(ds[i][1]) for i in range(len(ds))]

@@ -45,27 +45,40 @@ def images_in(folder: Path) -> list[Path]:
     )
 
 
-def load_imagefolder(root: Path, split: str, download: bool) -> LabeledImages:
-    """One split of an ImageFolder-style dataset, labels from the train class folders."""
-    train_dir, split_dir = root / "train", root / split
+def class_folder_images(
+    name: str, root: Path, train_dir: Path, split_dir: Path, layout: str, hint: str
+) -> tuple[list[Path], list[int], list[str]]:
+    """Images of ``split_dir/<class>/`` (ImageFolder order) labelled by the sorted class folders of ``train_dir``.
+
+    Returns ``(files, labels, classes)``; ``files`` may be empty. Raises a one-line
+    :class:`DatasetNotFoundError` (dataset ``name`` at ``root``) when a folder is missing, ``train_dir``
+    has no class folders or ``split_dir`` has a class folder that ``train_dir`` lacks.
+    """
     for d in (train_dir, split_dir):
         if not d.is_dir():
-            raise not_found("imagefolder", root, LAYOUT, f"{HINT} Missing folder: {d}")
+            raise not_found(name, root, layout, f"{hint} Missing folder: {d}")
     classes = class_dirs(train_dir)
     if not classes:
-        raise not_found("imagefolder", root, LAYOUT, f"{HINT} {train_dir} has no class folders.")
+        raise not_found(name, root, layout, f"{hint} {train_dir} has no class folders.")
     extra = sorted(set(class_dirs(split_dir)) - set(classes))
     if extra:
         raise DatasetNotFoundError(
-            f"imagefolder at {root}: {split_dir} has class folders not in {train_dir}: {', '.join(extra)}. "
-            "Every test class must also be a train class."
+            f"{name} at {root}: {split_dir} has class folders not in {train_dir}: {', '.join(extra)}. "
+            f"Every {split_dir.name} class must also be a {train_dir.name} class."
         )
     files, labels = [], []
-    for label, name in enumerate(classes):
-        if (split_dir / name).is_dir():
-            found = images_in(split_dir / name)
+    for label, cls in enumerate(classes):
+        if (split_dir / cls).is_dir():
+            found = images_in(split_dir / cls)
             files += found
             labels += [label] * len(found)
+    return files, labels, classes
+
+
+def load_imagefolder(root: Path, split: str, download: bool) -> LabeledImages:
+    """One split of an ImageFolder-style dataset, labels from the train class folders."""
+    split_dir = root / split
+    files, labels, classes = class_folder_images("imagefolder", root, root / "train", split_dir, LAYOUT, HINT)
     if not files:
         raise not_found("imagefolder", root, LAYOUT, f"{HINT} No images found under {split_dir}.")
     return FileListDataset(files, labels, classes)

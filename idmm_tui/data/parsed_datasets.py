@@ -6,7 +6,7 @@ from pathlib import Path
 
 from idmm_tui.errors import DatasetNotFoundError
 
-from .base import DEFAULT_ROOT, DatasetSpec, FileListDataset, LabeledImages, not_found, read_lines
+from .base import DEFAULT_ROOT, DatasetSpec, FileListDataset, LabeledImages, find_dir, not_found, read_lines
 
 CUB_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 CUB_LAYOUT = (
@@ -18,14 +18,6 @@ INDOOR_LAYOUT = (
     "(or <root> = the folder holding them)"
 )
 NO_DOWNLOAD = "Put the files there (this dataset is not downloaded automatically)."
-
-
-def _find_dir(root: Path, folder: str, marker: str) -> Path | None:
-    """``root/folder`` or ``root`` itself, whichever holds ``marker``."""
-    for cand in (root / folder, root):
-        if (cand / marker).exists():
-            return cand
-    return None
 
 
 def _id_table(path: Path) -> dict[int, str]:
@@ -46,7 +38,7 @@ def _check_files(name: str, files: list[Path], base: Path, layout: str) -> None:
 
 def load_cub200(root: Path, split: str, download: bool) -> LabeledImages:
     """CUB-200-2011 (200 bird species): train_test_split.txt (1 = train, 0 = test)."""
-    base = _find_dir(root, "CUB_200_2011", "images.txt")
+    base = find_dir(root, "CUB_200_2011", "images.txt")
     if base is None:
         raise not_found("cub200", root / "CUB_200_2011", CUB_LAYOUT, NO_DOWNLOAD)
     absent = [f for f in CUB_FILES if not (base / f).is_file()]
@@ -70,7 +62,7 @@ def load_cub200(root: Path, split: str, download: bool) -> LabeledImages:
 
 def load_indoor67(root: Path, split: str, download: bool) -> LabeledImages:
     """MIT Indoor67: TrainImages.txt / TestImages.txt (lines ``<class>/<file>``); classes from both files."""
-    base = _find_dir(root, "indoor67", "TrainImages.txt")
+    base = find_dir(root, "indoor67", "TrainImages.txt")
     if base is None:
         raise not_found("indoor67", root / "indoor67", INDOOR_LAYOUT, NO_DOWNLOAD)
     lists = {}

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from idmm_tui.errors import UnknownNameError
 
-from . import embedded_set, fashion_mnist, imagefolder, parsed_datasets, tv_datasets
-from .base import SPLITS, DatasetSpec, LabeledImages
+from . import embedded_set, fashion_mnist, imagefolder, imagenet, parsed_datasets, tv_datasets
+from .base import SPLITS, ClassSubset, DatasetSpec, LabeledImages
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -19,6 +20,7 @@ __all__ = [
     "LabeledImages",
     "dataset_names",
     "get_dataset_spec",
+    "load_configured",
     "load_split",
     "register_dataset",
     "resolve_root",
@@ -69,6 +71,19 @@ def load_split(name: str, root: str | Path | None, split: str, download: bool = 
     return spec.loader(resolve_root(spec, root), split, bool(download))
 
 
-for _module in (embedded_set, fashion_mnist, tv_datasets, parsed_datasets, imagefolder):
+def load_configured(data: Any, split: str) -> LabeledImages:
+    """The split that a recipe's ``[data]`` table names: dataset, root, download and ``classes``."""
+    from idmm_tui.errors import RecipeError
+
+    images = load_split(data.dataset, data.root or None, split, data.download)
+    if not data.classes:
+        return images
+    try:
+        return ClassSubset(images, list(data.classes))
+    except ValueError as exc:
+        raise RecipeError(f"{exc} ({data.dataset} has {len(images.classes)} classes)") from None
+
+
+for _module in (embedded_set, fashion_mnist, tv_datasets, parsed_datasets, imagefolder, imagenet):
     for _spec in _module.SPECS:
         register_dataset(_spec)

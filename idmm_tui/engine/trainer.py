@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from idmm_tui import __version__
-from idmm_tui.data.registry import load_split
+from idmm_tui.data.registry import load_configured
 from idmm_tui.engine import checkpoint as ckpt
 from idmm_tui.engine.batches import ImageBank, build_bank
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
@@ -216,7 +216,7 @@ class Trainer:
     def split(self, name: str):
         if name not in self._splits:
             data = self.recipe.data
-            self._splits[name] = load_split(data.dataset, data.root or None, name, data.download)
+            self._splits[name] = load_configured(data, name)
         return self._splits[name]
 
     def bank(self, split: str, resolution: int) -> ImageBank:

@@ -77,7 +77,7 @@ def check_split(ds, classes: list[str], labels: list[int]) -> None:
 def test_all_names_registered() -> None:
     assert dataset_names() == sorted(
         ["flowers102", "pets", "dtd", "aircraft", "cars", "cub200", "indoor67", "imagefolder",
-         "fashion_mnist", "embedded"]
+         "fashion_mnist", "embedded", "imagenet", "sin10k", "imagenet_random10k"]
     )
     for name in dataset_names():
         spec = get_dataset_spec(name)

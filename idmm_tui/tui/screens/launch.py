@@ -201,18 +201,18 @@ class LaunchScreen(Screen):
 
     def _check_data(self, recipe: Any) -> None:
         """The dataset must be on disk (or downloadable), as ``idmm run`` checks before it starts."""
-        from idmm_tui.data.registry import load_split
+        from idmm_tui.data.registry import load_configured
         from idmm_tui.engine.trainer import plan_stages
 
         data = recipe.data
         splits = ("train", "test") if any(s.kind == "finetune" for s in plan_stages(recipe)) else ("train",)
-        key = (data.dataset, data.root, data.download, splits)
+        key = (data.dataset, data.root, data.download, tuple(data.classes), splits)
         if key not in self._data_checked:
             error = ""
             if not data.download:  # a download happens in the run itself, not while typing
                 try:
                     for split in splits:
-                        load_split(data.dataset, data.root or None, split, False)
+                        load_configured(data, split)
                 except IdmmError as exc:
                     error = str(exc)
             self._data_checked[key] = error

@@ -1,0 +1,310 @@
+"""``idmm sweep`` and ``idmm report``: the paper's experiments as commands (Typer face only)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from idmm_tui.errors import UsageError
+
+err = Console(stderr=True)
+
+_ACTION_STYLE = {"start": "green", "resume": "yellow", "skip": "dim", "busy": "magenta"}
+_OUTCOME_STYLE = {
+    "completed": "green",
+    "skipped": "dim",
+    "failed": "red",
+    "interrupted": "yellow",
+    "blocked": "red",
+    "busy": "magenta",
+}
+
+
+def _runs_dir(value: Path | None) -> Path:
+    from idmm_tui.runs.store import default_runs_dir
+
+    return value.expanduser() if value else default_runs_dir()
+
+
+def sweep_cmd(
+    recipe: Annotated[
+        Path | None,
+        typer.Argument(
+            help="recipe TOML every cell starts from (omit with --group to re-run a sweep)", show_default=False
+        ),
+    ] = None,
+    axis: Annotated[
+        list[str] | None,
+        typer.Option("--axis", "-a", help="KEY=V1,V2,… a swept recipe key (repeat for a grid)", show_default=False),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="seeds, e.g. 0,1,2: each cell runs once per seed (mean ± std)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="KEY=VALUE applied to every cell", show_default=False)
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="transfer sweep: KEY=V1,V2 of the pretraining runs (repeatable); every "
+            "target cell is fine-tuned from each of them",
+            show_default=False,
+        ),
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="group name [default: the recipe's name]", show_default=False)
+    ] = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+    ] = None,
+    launcher: Annotated[
+        str | None,
+        typer.Option(
+            "--launcher",
+            help='run each cell under this launcher, e.g. "torchrun --nproc_per_node 4"',
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the cells; run nothing")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop at the first failed cell")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the cells and outcomes as JSON on stdout")] = False,
+) -> None:
+    """Run a grid of runs one after another; re-run the same command to continue it.
+
+    Every cell is an ordinary run directory RUNS_DIR/GROUP.CELL (see `idmm runs list`, the
+    dashboard). Finished cells are skipped, interrupted ones resume from their checkpoint, and every
+    cell's recipe is validated before the first one starts. Report with `idmm report GROUP`.
+
+    Examples:
+
+      idmm sweep recipes/methods-demo.toml --axis pretrain.method=idmm,simclr,supcon,mocov2,mocov3,dino,none
+
+      idmm sweep recipes/flowers.toml --axis model.backbone=pvt_v2_b0,t2t_vit_7 --seeds 0,1,2
+
+      idmm sweep recipes/ablation-demo.toml --axis pretrain.local_crops=0,4 --axis pretrain.cutmix_alpha=0,0.5
+
+      idmm sweep recipes/transfer-matrix-demo.toml --source data.classes=[0,1,2,3,4],[5,6,7,8,9]
+      --axis data.classes=[0,1,2,3,4],[5,6,7,8,9]     (Table 5 shape: pretrain on each, fine-tune on each)
+
+      idmm sweep --group methods-demo     (re-run a sweep by name)
+    """
+    from idmm_tui.experiments.groups import load_group
+    from idmm_tui.experiments.sweep import SweepSpec, parse_axis, parse_seeds, prepare, render_command, run_sweep
+    from idmm_tui.recipe import load_recipe
+
+    root = _runs_dir(runs_dir)
+    if recipe is None:
+        if not group:
+            raise UsageError("give a RECIPE (and --axis …) to start a sweep, or --group NAME to re-run one")
+        if axis or seeds or set_ or source:
+            raise UsageError("--group alone re-runs a sweep as it was defined; to change it, give the RECIPE again")
+        spec = SweepSpec.from_json(load_group(group, root).spec)
+    else:
+        spec = SweepSpec(
+            recipe=str(recipe),
+            axes=[parse_axis(a) for a in axis or []],
+            seeds=parse_seeds(seeds),
+            overrides=list(set_ or []),
+            sources=[parse_axis(s, "--source") for s in source or []] or None,
+        )
+        if not spec.axes and not spec.seeds and not spec.sources:
+            raise UsageError("a sweep needs at least one --axis KEY=V1,V2, --seeds or --source (else use idmm run)")
+        group = group or (load_recipe(recipe).name or recipe.stem)
+    group_obj, plans = prepare(spec, group, root)
+    if not as_json:
+        _print_plan(group_obj, plans)
+    if dry_run:
+        if as_json:
+            sys.stdout.write(
+                json.dumps(
+                    [
+                        {"name": p.cell.name, "role": p.cell.role, "values": p.cell.values, "action": p.action}
+                        for p in plans
+                    ],
+                    indent=2,
+                )
+                + "\n"
+            )
+        return
+    launch = shlex.split(launcher) if launcher else None
+
+    def announce(index, total, cp, command):
+        err.rule(f"[bold]{index}/{total}[/] {cp.cell.name} ({cp.action})")
+        err.print(f"[dim]{render_command(command)}[/]", highlight=False, soft_wrap=True)
+
+    results = run_sweep(group_obj, plans, launcher=launch, announce=announce, fail_fast=fail_fast)
+    pending = len(plans) - len(results)
+    if as_json:
+        sys.stdout.write(
+            json.dumps([{"name": r.cell.name, "outcome": r.outcome, "detail": r.detail} for r in results], indent=2)
+            + "\n"
+        )
+    else:
+        _print_results(group_obj.name, results, pending)
+    bad = [r for r in results if r.outcome in ("failed", "blocked", "busy")]
+    if any(r.outcome == "interrupted" for r in results):
+        err.print(
+            f"[yellow]sweep interrupted[/]; continue with: idmm sweep --group {group_obj.name}"
+            + (f" --runs-dir {root}" if runs_dir else "")
+        )
+        raise typer.Exit(130)
+    if bad:
+        raise typer.Exit(1)
+    err.print(f"report: idmm report {group_obj.name}" + (f" --runs-dir {root}" if runs_dir else ""))
+
+
+def _print_plan(group, plans) -> None:
+    table = Table(title=f"sweep {group.name}: {len(plans)} cells ({group.manifest})", title_justify="left")
+    for col in ("#", "cell", "role", "action", "note"):
+        table.add_column(col)
+    for i, p in enumerate(plans, start=1):
+        style = _ACTION_STYLE.get(p.action, "")
+        table.add_row(str(i), p.cell.name, p.cell.role, f"[{style}]{p.action}[/]", p.detail)
+    err.print(table)
+
+
+def _print_results(name: str, results, pending: int) -> None:
+    table = Table(title=f"sweep {name}", title_justify="left")
+    for col in ("cell", "outcome", "detail"):
+        table.add_column(col)
+    for r in results:
+        style = _OUTCOME_STYLE.get(r.outcome, "")
+        table.add_row(r.cell.name, f"[{style}]{r.outcome}[/]", r.detail)
+    err.print(table)
+    if pending:
+        err.print(f"{pending} cell(s) not started")
+
+
+def report_cmd(
+    refs: Annotated[list[str], typer.Argument(help="sweep group names, run names or run paths", show_default=False)],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="table | markdown | csv | json [default: table, or from --out]", show_default=False
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="also write the report to this file", show_default=False)
+    ] = None,
+    metric: Annotated[
+        str, typer.Option("--metric", help="cell value of a matrix: test_acc | knn_acc | linear_acc | wall_time_s")
+    ] = "test_acc",
+    rows: Annotated[
+        list[str] | None, typer.Option("--rows", help="recipe key(s) along the rows", show_default=False)
+    ] = None,
+    cols: Annotated[
+        list[str] | None, typer.Option("--cols", help="recipe key(s) along the columns", show_default=False)
+    ] = None,
+    layout: Annotated[str, typer.Option("--layout", help="auto | rows (one row per combination: ablations)")] = "auto",
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper/--no-paper", help="show the paper's number beside cells whose setting matches one of its tables"
+        ),
+    ] = True,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+    ] = None,
+) -> None:
+    """Paper-shaped tables: method × dataset, pretraining source × target, ablation rows; mean ± std over seeds.
+
+    The layout follows what varies between the runs (a sweep's axes): one key gives a row per value
+    with test accuracy, final pretraining kNN, linear probe and wall time; two keys give a matrix
+    (methods or transfer sources as rows); more give one row per combination. Where a cell's setting
+    matches the paper's (backbone, method, dataset, epochs, resolutions), its number is shown beside.
+
+    Examples:
+
+      idmm report methods-demo
+
+      idmm report methods-demo --format markdown --out docs/methods-demo.md
+
+      idmm report transfer-demo --metric test_acc
+
+      idmm report runs/a runs/b runs/c --format json
+    """
+    from idmm_tui.experiments.groups import resolve_refs
+    from idmm_tui.experiments.paper_match import paper_number
+    from idmm_tui.experiments.report import build, collect, describe_runs, to_csv, to_json, to_markdown
+
+    formats = ("table", "markdown", "csv", "json")
+    if fmt is None:
+        fmt = {".md": "markdown", ".csv": "csv", ".json": "json"}.get(out.suffix.lower(), "table") if out else "table"
+    if fmt not in formats:
+        raise UsageError(f"--format {fmt!r}: choose one of {', '.join(formats)}")
+    if metric not in ("test_acc", "knn_acc", "linear_acc", "wall_time_s"):
+        raise UsageError(f"--metric {metric!r}: choose test_acc, knn_acc, linear_acc or wall_time_s")
+    if layout not in ("auto", "rows"):
+        raise UsageError(f"--layout {layout!r}: choose auto or rows")
+    runs, groups = resolve_refs(refs, _runs_dir(runs_dir))
+    if not runs:
+        raise UsageError(f"no runs in {', '.join(refs)} yet (start the sweep, or check --runs-dir)")
+    facts = collect(runs, groups)
+    title = " + ".join(refs)
+    report = build(
+        facts,
+        metric=metric,
+        layout=layout,
+        rows=rows,
+        cols=cols,
+        title=title,
+        paper_lookup=paper_number if paper else None,
+    )
+    report.notes = describe_runs(facts)
+    text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}.get(fmt)
+    if text is None:
+        _print_report(report)
+    else:
+        sys.stdout.write(text(report))
+    if out is not None:
+        writer = {"markdown": to_markdown, "csv": to_csv, "json": to_json}.get(fmt, to_markdown)
+        from idmm_tui.fsutil import atomic_write_text
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, writer(report))
+        err.print(f"wrote {out}")
+
+
+def _print_report(report) -> None:
+    from idmm_tui.experiments.report import cell_text, column_title, corner_title
+
+    table = Table(title=report.title, title_justify="left", caption=" ".join(report.notes), caption_justify="left")
+    table.add_column(corner_title(report), style="bold")
+    for col in report.cols:
+        table.add_column(column_title(report, col), justify="right")
+    best = _best_per_column(report)
+    for row in report.rows:
+        cells = []
+        for col in report.cols:
+            text = cell_text(report, row, col)
+            cells.append(f"[bold green]{text}[/]" if best.get(col) == row else text)
+        table.add_row(row, *cells)
+    Console().print(table)
+
+
+def _best_per_column(report) -> dict[str, str]:
+    """The row with the highest mean in each accuracy column (bold in the terminal, like the paper)."""
+    best: dict[str, str] = {}
+    for col in report.cols:
+        if col == "wall_time_s":
+            continue
+        scored = [(s.mean, row) for row in report.rows if (s := report.cells.get((row, col))) and s.mean is not None]
+        if len(scored) > 1:
+            best[col] = max(scored)[1]
+    return best
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep`` and ``report`` to the main app."""
+    app.command("sweep")(sweep_cmd)
+    app.command("report")(report_cmd)

@@ -1,0 +1,138 @@
+"""Run groups: the runs of one sweep, addressed by the sweep's name.
+
+A sweep writes its manifest to ``<runs dir>/sweeps/<group>.json`` and its runs as ordinary run
+directories ``<runs dir>/<group>.<cell>`` (so ``idmm runs list`` and the dashboard see them). Each
+run's ``summary.json`` also carries ``group`` and ``cell`` (the axis values of its grid cell).
+
+``resolve_refs`` turns what a user types after ``idmm report`` / ``idmm viz params`` (group names,
+run names, run paths) into run directories.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from idmm_tui.errors import RunStateError, UsageError
+from idmm_tui.fsutil import atomic_write_json
+from idmm_tui.runs.store import RunDir, open_run_dir, read_json, resolve_run
+
+SWEEPS_DIR = "sweeps"
+MANIFEST_FORMAT = "idmm-sweep/1"
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point: the axis values (dotted recipe keys → value text) and its run name."""
+
+    name: str
+    values: dict[str, str]
+    overrides: tuple[str, ...] = ()
+    role: str = "run"  # "run", or for transfer sweeps "source" (pretraining only) / "target"
+
+
+@dataclass
+class Group:
+    """A sweep manifest: what was asked, and the cells it expands to (in run order)."""
+
+    name: str
+    runs_dir: Path
+    spec: dict[str, Any]
+    cells: list[Cell] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> Path:
+        return manifest_path(self.runs_dir, self.name)
+
+    def run_path(self, cell: Cell) -> Path:
+        return self.runs_dir / cell.name
+
+    def runs(self, role: str | None = "run") -> list[RunDir]:
+        """The cells' run directories that exist (``role=None``: every role)."""
+        out = []
+        for cell in self.cells:
+            if role is not None and cell.role != role:
+                continue
+            path = self.run_path(cell)
+            if (path / "summary.json").is_file():
+                out.append(RunDir(path))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": self.name,
+            **self.spec,
+            "cells": [
+                {"name": c.name, "values": c.values, "overrides": list(c.overrides), "role": c.role} for c in self.cells
+            ],
+        }
+
+    def save(self) -> None:
+        self.manifest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.manifest, self.to_json())
+
+
+def check_group_name(name: str) -> str:
+    if not _NAME_OK.match(name):
+        raise UsageError(f"invalid group name {name!r}: use letters, digits and '-', '_', '.', '+', '='")
+    return name
+
+
+def manifest_path(runs_dir: Path, name: str) -> Path:
+    return runs_dir / SWEEPS_DIR / f"{name}.json"
+
+
+def load_group(name: str, runs_dir: Path) -> Group:
+    """The group called ``name`` under ``runs_dir``; RunStateError when there is none."""
+    path = manifest_path(runs_dir, name)
+    data = read_json(path)
+    if data.get("format") != MANIFEST_FORMAT:
+        known = ", ".join(list_groups(runs_dir)) or "none"
+        raise RunStateError(f"no sweep group {name!r} in {runs_dir} (no {path}); groups there: {known}")
+    cells = [
+        Cell(c["name"], dict(c.get("values", {})), tuple(c.get("overrides", ())), c.get("role", "run"))
+        for c in data.get("cells", [])
+    ]
+    spec = {k: v for k, v in data.items() if k not in ("format", "name", "cells")}
+    return Group(name=name, runs_dir=runs_dir, spec=spec, cells=cells)
+
+
+def list_groups(runs_dir: Path) -> list[str]:
+    folder = runs_dir / SWEEPS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if read_json(p).get("format") == MANIFEST_FORMAT)
+
+
+def resolve_refs(refs: list[str], runs_dir: Path, *, role: str | None = "run") -> tuple[list[RunDir], list[Group]]:
+    """Runs named by ``refs`` (group names expand to their runs), in order, without duplicates.
+
+    Returns the runs and the groups that were named. A reference that is neither a group nor a
+    run directory is a UsageError naming what exists.
+    """
+    runs: list[RunDir] = []
+    groups: list[Group] = []
+    for ref in refs:
+        if manifest_path(runs_dir, ref).is_file() and "/" not in ref:
+            group = load_group(ref, runs_dir)
+            groups.append(group)
+            runs.extend(group.runs(role))
+            continue
+        try:
+            runs.append(resolve_run(ref, runs_dir))
+        except RunStateError:
+            known = list_groups(runs_dir)
+            hint = f" Groups in {runs_dir}: {', '.join(known)}." if known else ""
+            raise UsageError(f"{ref!r} is neither a sweep group nor a run directory.{hint}") from None
+    seen: set[Path] = set()
+    unique = []
+    for run in runs:
+        key = run.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(open_run_dir(run.path))
+    return unique, groups

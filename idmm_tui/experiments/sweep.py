@@ -1,0 +1,414 @@
+"""Sweeps: a grid of runs from one recipe, run one after another, resumable, reported as a group.
+
+``idmm sweep RECIPE --axis pretrain.method=idmm,simclr,none --seeds 0,1,2`` expands to one cell per
+combination of axis values (and seed). Every cell is an ordinary run directory
+``<runs dir>/<group>.<cell>`` made by ``idmm run`` in a child process (so a crash or an
+out-of-memory kill of one cell does not take the sweep down, and ``--launcher torchrun …`` runs
+each cell on several GPUs). Re-running the same command skips finished cells, resumes interrupted
+ones from their checkpoint and starts the rest.
+
+A *transfer* sweep (``--source KEY=V1,V2``) first pretrains once per source setting (pretraining
+stage only) and then fine-tunes every source checkpoint on every target cell (``init`` = the source
+run, no pretraining stage): the shape of the paper's Table 5. Finished source runs are reused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from idmm_tui.errors import RecipeError, RunStateError, UsageError
+from idmm_tui.experiments.groups import Cell, Group, check_group_name, load_group, manifest_path
+from idmm_tui.recipe import load_raw, to_toml
+from idmm_tui.runs.store import effective_status, read_json
+
+SOURCE_PREFIX = "source:"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_+=-]+")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept recipe key and its values (as typed: TOML literals or bare strings)."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass
+class SweepSpec:
+    """What the user asked for; stored in the group manifest so that a sweep can be re-run by name."""
+
+    recipe: str
+    axes: list[Axis]
+    seeds: list[int] | None = None
+    overrides: list[str] | None = None
+    sources: list[Axis] | None = None  # transfer sweep: the pretraining grid
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "axes": [{"key": a.key, "values": list(a.values)} for a in self.axes],
+            "seeds": self.seeds,
+            "overrides": list(self.overrides or []),
+            "sources": [{"key": a.key, "values": list(a.values)} for a in self.sources or []],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepSpec:
+        def axes(items: list[dict[str, Any]]) -> list[Axis]:
+            return [Axis(i["key"], tuple(i["values"])) for i in items or []]
+
+        return cls(
+            recipe=data["recipe"],
+            axes=axes(data.get("axes", [])),
+            seeds=data.get("seeds"),
+            overrides=list(data.get("overrides") or []),
+            sources=axes(data.get("sources", [])) or None,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+def split_values(text: str) -> list[str]:
+    """``"a,b,[1,2]"`` -> ``["a", "b", "[1,2]"]``: commas inside brackets or quotes do not split."""
+    out, depth, quote, current = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    out.append("".join(current).strip())
+    return out
+
+
+def parse_axis(text: str, option: str = "--axis") -> Axis:
+    """``"pretrain.method=idmm,simclr"`` -> Axis; rejects empty and repeated values."""
+    key, sep, values_text = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not values_text.strip():
+        raise UsageError(f"{option} expects KEY=V1,V2,… (e.g. pretrain.method=idmm,simclr), got {text!r}")
+    values = split_values(values_text)
+    if any(not v for v in values):
+        raise UsageError(f"{option} {text!r}: empty value in the list")
+    if len(set(values)) != len(values):
+        raise UsageError(f"{option} {text!r}: a value is repeated")
+    if key == "seed":
+        raise UsageError(f"{option} seed=…: use --seeds 0,1,2 (seeds are averaged over, not a table axis)")
+    return Axis(key, tuple(values))
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in split_values(text)]
+    except ValueError:
+        raise UsageError(f"--seeds expects integers separated by commas (e.g. 0,1,2), got {text!r}") from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise UsageError(f"--seeds {text!r}: seeds must be distinct non-negative integers")
+    return seeds
+
+
+def check_axes(axes: list[Axis], option: str = "--axis") -> None:
+    keys = [a.key for a in axes]
+    dup = {k for k in keys if keys.count(k) > 1}
+    if dup:
+        raise UsageError(f"{option} {', '.join(sorted(dup))} given twice: put all its values in one {option}")
+
+
+# ---------------------------------------------------------------------------------------------
+# expansion into cells
+
+
+def _label(key: str, keys: list[str]) -> str:
+    """Short name of a key inside cell names: its last part unless two swept keys share it."""
+    short = key.rsplit(".", 1)[-1]
+    if sum(k.rsplit(".", 1)[-1] == short for k in keys) > 1:
+        short = key.replace(".", "-")
+    return short
+
+
+def _slug(value: str) -> str:
+    value = value.strip().strip("\"'")
+    slug = _UNSAFE.sub("_", Path(value).name if "/" in value else value).strip("_")
+    return slug or "x"
+
+
+def _grid(axes: list[Axis]) -> Iterator[dict[str, str]]:
+    for combo in itertools.product(*(a.values for a in axes)):
+        yield dict(zip((a.key for a in axes), combo, strict=True))
+
+
+def expand(spec: SweepSpec, group: str, runs_dir: Path) -> list[Cell]:
+    """The cells of a sweep, in run order (sources first); names are unique and stable."""
+    seeds: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
+    base = list(spec.overrides or [])
+    cells: list[Cell] = []
+    source_keys = [a.key for a in spec.sources or []]
+    axis_keys = [a.key for a in spec.axes]
+    source_runs: list[tuple[dict[str, str], int | None, Path | None]] = []
+    if spec.sources:
+        for seed, values in itertools.product(seeds, list(_grid(spec.sources))):
+            if values.get("pretrain.method") == "none":  # random init: nothing to pretrain, one row
+                none_values = dict.fromkeys(values, "none")
+                if (none_values, seed, None) not in source_runs:
+                    source_runs.append((none_values, seed, None))
+                continue
+            name = _cell_name(group, "src", values, source_keys, seed)
+            overrides = (*base, *_assign(values), *_seed(seed), "finetune=[]")
+            cells.append(Cell(name, {**values, **_seed_value(seed)}, overrides, role="source"))
+            source_runs.append((values, seed, runs_dir.absolute() / name))
+    else:
+        source_runs.append(({}, None, None))
+    for src_values, src_seed, src_path in source_runs:
+        for seed, values in itertools.product(seeds, list(_grid(spec.axes))):
+            if spec.sources and seed != src_seed:
+                continue
+            shown = {f"{SOURCE_PREFIX}{k}": v for k, v in src_values.items()} | values
+            label_keys = [f"{SOURCE_PREFIX}{k}" for k in source_keys] + axis_keys
+            name = _cell_name(group, "", shown, label_keys, seed)
+            transfer: tuple[str, ...] = ()
+            if spec.sources:
+                init = f'"{src_path}"' if src_path else '""'
+                transfer = (f"init={init}", "pretrain.method=none")
+            overrides = (*base, *_assign(values), *transfer, *_seed(seed))
+            cells.append(Cell(name, {**shown, **_seed_value(seed)}, overrides, role="run"))
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        clash = sorted({n for n in names if names.count(n) > 1})
+        raise UsageError(
+            f"two cells would share a run name ({', '.join(clash)}): axis values differ only in "
+            "characters that cannot appear in a directory name"
+        )
+    return cells
+
+
+def _cell_name(group: str, prefix: str, values: dict[str, str], keys: list[str], seed: int | None) -> str:
+    parts = [prefix] if prefix else []
+    plain = [k for k in keys if not k.startswith(SOURCE_PREFIX)]
+    parts += [
+        f"from-{_slug(v)}" if k.startswith(SOURCE_PREFIX) else f"{_label(k, plain)}-{_slug(v)}"
+        for k, v in values.items()
+    ]
+    if seed is not None:
+        parts.append(f"s{seed}")
+    parts = list(dict.fromkeys(parts))  # a random-init source is "from-none" once, not once per key
+    return ".".join([group, *parts]) if parts else f"{group}.run"
+
+
+def _assign(values: dict[str, str]) -> tuple[str, ...]:
+    return tuple(f"{k}={v}" for k, v in values.items())
+
+
+def _seed(seed: int | None) -> tuple[str, ...]:
+    return () if seed is None else (f"seed={seed}",)
+
+
+def _seed_value(seed: int | None) -> dict[str, str]:
+    return {} if seed is None else {"seed": str(seed)}
+
+
+# ---------------------------------------------------------------------------------------------
+# planning: validate every cell before anything runs
+
+
+@dataclass
+class CellPlan:
+    cell: Cell
+    action: str  # "start", "resume", "skip" (completed), "busy" (running elsewhere)
+    digest: str
+    detail: str = ""
+
+
+def plan(group: Group, recipe_path: Path) -> list[CellPlan]:
+    """What each cell needs; raises before anything runs when a cell's recipe is invalid or a
+    finished run of the same name was made from a different recipe."""
+    from idmm_tui.launch import recipe_digest, resolve_recipe
+
+    plans = []
+    for cell in group.cells:
+        recipe = resolve_recipe(recipe_path, list(cell.overrides))
+        digest = recipe_digest(to_toml(recipe))
+        path = group.run_path(cell)
+        summary = read_json(path / "summary.json")
+        if not path.exists():
+            plans.append(CellPlan(cell, "start", digest))
+            continue
+        if not summary:
+            raise RunStateError(f"{path} exists but is not an idmm run; move it away or choose another --group")
+        if summary.get("recipe_sha256") != digest:
+            raise RunStateError(
+                f"cell {cell.name} already has a run made from a different recipe (the recipe file or --set "
+                f"changed since). Start a new group (--group NAME) or remove {path}"
+            )
+        status = effective_status(summary)
+        if status == "completed":
+            plans.append(CellPlan(cell, "skip", digest, f"test_acc {summary.get('test_acc')}"))
+        elif status == "running":
+            plans.append(CellPlan(cell, "busy", digest, f"running in pid {summary.get('pid')}"))
+        else:
+            plans.append(CellPlan(cell, "resume", digest, status))
+    return plans
+
+
+def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, list[CellPlan]]:
+    """Expand, validate and record a sweep (the manifest is written only when every cell is valid)."""
+    check_group_name(group_name)
+    check_axes(spec.axes)
+    check_axes(spec.sources or [], "--source")
+    recipe_path = Path(spec.recipe)
+    load_raw(recipe_path)  # a clear error for a missing/invalid file before anything else
+    if manifest_path(runs_dir, group_name).exists():
+        existing = load_group(group_name, runs_dir)
+        if existing.spec.get("recipe") and Path(existing.spec["recipe"]).resolve() != recipe_path.resolve():
+            raise RunStateError(
+                f"group {group_name!r} was made from {existing.spec['recipe']}, not {spec.recipe}; "
+                "choose another --group"
+            )
+    cells = expand(spec, group_name, runs_dir)
+    if not cells:
+        raise UsageError("the sweep has no cells")
+    group = Group(name=group_name, runs_dir=runs_dir, spec=spec.to_json(), cells=cells)
+    try:
+        plans = plan(group, recipe_path)
+    except RecipeError as exc:
+        raise RecipeError(f"sweep {group_name}: {exc}") from None
+    return group, plans
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+def cell_command(group: Group, cell_plan: CellPlan, *, launcher: list[str] | None = None) -> list[str]:
+    """The ``idmm run`` command line of one cell (``launcher`` e.g. ``torchrun --nproc_per_node 4``)."""
+    # torchrun takes "-m module"; the default is this interpreter
+    prefix = [*(launcher or [sys.executable]), "-m", "idmm_tui"]
+    runs_dir = str(group.runs_dir)
+    if cell_plan.action == "resume":
+        return [*prefix, "run", "--resume", str(group.run_path(cell_plan.cell))]
+    sets = [arg for o in cell_plan.cell.overrides for arg in ("--set", o)]
+    return [
+        *prefix,
+        "run",
+        group.spec["recipe"],
+        *sets,
+        "--runs-dir",
+        runs_dir,
+        "--name",
+        cell_plan.cell.name,
+        "--group",
+        group.name,
+    ]
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    outcome: str  # completed, skipped, busy, failed, interrupted, blocked
+    detail: str = ""
+
+
+def run_sweep(
+    group: Group,
+    plans: list[CellPlan],
+    *,
+    launcher: list[str] | None = None,
+    announce: Callable[[int, int, CellPlan, list[str]], None] | None = None,
+    fail_fast: bool = False,
+) -> list[CellResult]:
+    """Run the cells in order; stops at an interrupted cell (Ctrl-C), continues past failed ones.
+
+    A target cell of a transfer sweep whose source did not complete is marked ``blocked``.
+    """
+    group.save()
+    results: list[CellResult] = []
+    failed_sources: set[str] = set()
+    for index, cp in enumerate(plans, start=1):
+        cell = cp.cell
+        source = _init_source(cell)
+        if source and source in failed_sources:
+            results.append(CellResult(cell, "blocked", f"its source run {Path(source).name} did not complete"))
+            continue
+        if cp.action == "skip":
+            results.append(CellResult(cell, "skipped", cp.detail))
+            continue
+        if cp.action == "busy":
+            results.append(CellResult(cell, "busy", cp.detail))
+            if cell.role == "source":
+                failed_sources.add(str(group.run_path(cell)))
+            continue
+        command = cell_command(group, cp, launcher=launcher)
+        if announce:
+            announce(index, len(plans), cp, command)
+        code = _run_child(command)
+        summary = read_json(group.run_path(cell) / "summary.json")
+        if code == 0:
+            results.append(CellResult(cell, "completed", f"test_acc {summary.get('test_acc')}"))
+            continue
+        if code in (130, -2) or summary.get("status") == "interrupted":
+            results.append(CellResult(cell, "interrupted", "checkpoint kept"))
+            break
+        results.append(CellResult(cell, "failed", summary.get("error") or f"exit code {code}"))
+        if cell.role == "source":
+            failed_sources.add(str(group.run_path(cell)))
+        if fail_fast:
+            break
+    return results
+
+
+def _init_source(cell: Cell) -> str:
+    for item in cell.overrides:
+        if item.startswith("init="):
+            return item.removeprefix("init=").strip('"')
+    return ""
+
+
+def _run_child(command: list[str]) -> int:
+    """Run a cell in the foreground and return its exit code.
+
+    Ctrl-C reaches the child directly (same process group): it checkpoints and exits 130, and the
+    sweep waits for that instead of dying first. A SIGTERM sent to the sweep (e.g. by the
+    dashboard's stop key) is passed on to the child, with the same effect. The child's output goes
+    to the sweep's stderr.
+    """
+    import signal
+
+    child = subprocess.Popen(command, stdout=sys.stderr.fileno())  # the sweep's stdout is its own (--json)
+
+    def forward(signum, frame):  # noqa: ARG001
+        if signum == signal.SIGTERM and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                return child.wait()
+            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def render_command(command: list[str]) -> str:
+    return " ".join(shlex.quote(c) for c in command)

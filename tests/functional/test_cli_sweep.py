@@ -1,0 +1,188 @@
+"""`idmm sweep` and `idmm report` end to end on the tiny real-format dataset (real runs, real children)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import idmm_subprocess_cmd
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+FAST = ["--set", "pretrain.epochs=1", "--set", "finetune.0.epochs=1"]
+
+
+def sweep(*args: str, runs: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*idmm_subprocess_cmd(), "sweep", *args, "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=600,
+    )
+
+
+def summaries(runs: Path, group: str) -> dict[str, dict]:
+    return {p.name: json.loads((p / "summary.json").read_text()) for p in sorted(runs.glob(f"{group}.*"))}
+
+
+@pytest.fixture(scope="module")
+def method_sweep(tmp_path_factory, tiny_images):
+    """A finished 2 x 2 sweep (method x seed) shared by the report tests."""
+    from tests.conftest import TINY_RECIPE
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    recipe = tmp / "tiny.toml"
+    recipe.write_text(TINY_RECIPE.format(root=tiny_images))
+    runs = tmp / "runs"
+    proc = sweep(str(recipe), "--axis", "pretrain.method=idmm,none", "--seeds", "0,1", *FAST, runs=runs)
+    assert proc.returncode == 0, proc.stderr
+    return recipe, runs, proc
+
+
+def test_sweep_runs_every_cell_as_a_grouped_run(method_sweep):
+    _, runs, proc = method_sweep
+    done = summaries(runs, "tiny")
+    assert sorted(done) == ["tiny.method-idmm.s0", "tiny.method-idmm.s1", "tiny.method-none.s0", "tiny.method-none.s1"]
+    for name, s in done.items():
+        assert s["status"] == "completed" and s["group"] == "tiny"
+        assert s["seed"] == int(name[-1])
+        assert s["method"] == name.split(".")[1].removeprefix("method-")
+    manifest = json.loads((runs / "sweeps" / "tiny.json").read_text())
+    assert manifest["format"] == "idmm-sweep/1" and len(manifest["cells"]) == 4
+    assert "idmm report tiny" in proc.stderr
+
+
+def test_rerunning_skips_finished_cells(method_sweep):
+    recipe, runs, _ = method_sweep
+    before = {n: s["finished_at"] for n, s in summaries(runs, "tiny").items()}
+    again = sweep(str(recipe), "--axis", "pretrain.method=idmm,none", "--seeds", "0,1", *FAST, "--json", runs=runs)
+    assert again.returncode == 0, again.stderr
+    assert {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}
+    by_name = sweep("--group", "tiny", "--json", runs=runs)
+    assert by_name.returncode == 0 and {r["outcome"] for r in json.loads(by_name.stdout)} == {"skipped"}
+    assert {n: s["finished_at"] for n, s in summaries(runs, "tiny").items()} == before
+
+
+def test_a_changed_recipe_is_refused_before_anything_runs(method_sweep):
+    recipe, runs, _ = method_sweep
+    proc = sweep(
+        str(recipe),
+        "--axis",
+        "pretrain.method=idmm,none",
+        "--seeds",
+        "0,1",
+        "--set",
+        "pretrain.epochs=2",
+        "--set",
+        "finetune.0.epochs=1",
+        runs=runs,
+    )
+    assert proc.returncode == 2
+    assert "different recipe" in proc.stderr and "--group" in proc.stderr
+
+
+def test_bad_axes_fail_before_any_run(tiny_recipe, tmp_path):
+    runs = tmp_path / "runs"
+    proc = sweep(str(tiny_recipe), "--axis", "pretrain.method=idmm,simclr,nope", runs=runs)
+    assert proc.returncode == 2 and "unknown pretraining method 'nope'" in proc.stderr.replace("\n", " ")
+    proc = sweep(str(tiny_recipe), "--axis", "pretrain.epoch=1,2", runs=runs)
+    assert proc.returncode == 2 and "did you mean 'epochs'" in proc.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_report_table_markdown_csv_json(method_sweep, cli, tmp_path):
+    _, runs, _ = method_sweep
+    table = cli("report", "tiny", "--runs-dir", runs)
+    assert table.code == 0, table.err
+    assert "idmm" in table.out and "none" in table.out and "n=2" in table.out
+    md = cli("report", "tiny", "--runs-dir", runs, "--format", "markdown", "--out", tmp_path / "r.md")
+    assert md.code == 0 and md.out.startswith("**tiny**") and (tmp_path / "r.md").read_text() == md.out
+    assert "| method | test acc |" in md.out
+    data = cli("report", "tiny", "--runs-dir", runs, "--format", "json").json()
+    cells = {(c["row"], c["column"]): c for c in data["cells"]}
+    expected = [summaries(runs, "tiny")[f"tiny.method-idmm.s{s}"]["test_acc"] for s in (0, 1)]
+    idmm = cells[("idmm", "test_acc")]
+    assert idmm["n"] == 2 and sorted(idmm["values"]) == sorted(expected)
+    assert idmm["mean"] == pytest.approx(sum(expected) / 2, abs=1e-4)
+    csv_out = cli("report", "tiny", "--runs-dir", runs, "--out", tmp_path / "r.csv")
+    assert csv_out.code == 0 and (tmp_path / "r.csv").read_text().startswith("row,column,metric,mean,std,n,paper")
+
+
+def test_report_of_loose_runs_keys_them_by_what_differs(method_sweep, cli):
+    _, runs, _ = method_sweep
+    result = cli("report", runs / "tiny.method-idmm.s0", "tiny.method-none.s0", "--runs-dir", runs, "--format", "json")
+    assert result.code == 0, result.err
+    rows = {c["row"] for c in result.json()["cells"]}
+    assert rows == {"idmm", "none"}  # the one recipe key that differs (seeds and names are ignored)
+
+
+def test_report_errors(tmp_path, cli):
+    result = cli("report", "nothing-here", "--runs-dir", tmp_path)
+    assert result.code == 2 and "neither a sweep group nor a run directory" in result.err
+    result = cli("report", "x", "--format", "xml", "--runs-dir", tmp_path)
+    assert result.code == 2 and "--format" in result.err
+
+
+def test_ctrl_c_stops_the_sweep_and_rerunning_resumes_it(tiny_recipe, tmp_path):
+    runs = tmp_path / "runs"
+    args = [
+        *idmm_subprocess_cmd(),
+        "sweep",
+        str(tiny_recipe),
+        "--axis",
+        "pretrain.method=idmm,none",
+        "--set",
+        "pretrain.epochs=3",
+        "--runs-dir",
+        str(runs),
+    ]
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    metrics = runs / "tiny.method-idmm" / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "idmm sweep --group tiny" in err
+    first = json.loads((runs / "tiny.method-idmm" / "summary.json").read_text())
+    assert first["status"] == "interrupted"
+    assert not (runs / "tiny.method-none").exists()  # the sweep stopped; it did not go on to the next cell
+    again = sweep("--group", "tiny", "--json", runs=runs)
+    assert again.returncode == 0, again.stderr
+    assert [r["outcome"] for r in json.loads(again.stdout)] == ["completed", "completed"]
+    assert "resumed" in (runs / "tiny.method-idmm" / "run.log").read_text() or "resum" in again.stderr
+
+
+def test_transfer_sweep_reuses_sources_and_reports_a_matrix(tiny_recipe, tmp_path, cli):
+    runs = tmp_path / "runs"
+    args = [str(tiny_recipe), "--source", "data.classes=[0,1],[1,2]", "--axis", "data.classes=[2,0]", *FAST]
+    proc = sweep(*args, "--json", runs=runs)
+    assert proc.returncode == 0, proc.stderr
+    outcomes = {r["name"]: r["outcome"] for r in json.loads(proc.stdout)}
+    assert outcomes == {
+        "tiny.src.classes-0_1": "completed",
+        "tiny.src.classes-1_2": "completed",
+        "tiny.from-0_1.classes-2_0": "completed",
+        "tiny.from-1_2.classes-2_0": "completed",
+    }
+    source = json.loads((runs / "tiny.src.classes-1_2" / "summary.json").read_text())
+    assert [p["kind"] for p in source["plan"]] == ["pretrain"]
+    target = json.loads((runs / "tiny.from-1_2.classes-2_0" / "summary.json").read_text())
+    assert [p["kind"] for p in target["plan"]] == ["finetune"]
+    assert target["lineage"]["run"] == "tiny.src.classes-1_2" and target["lineage"]["stage"] == "pretrain"
+    report = cli("report", "tiny", "--runs-dir", runs, "--format", "json").json()
+    assert report["rows"] == ["source:data.classes"] and report["columns"] == ["data.classes"]
+    assert {(c["row"], c["column"]) for c in report["cells"]} == {(r, "[2,0]") for r in ("[0,1]", "[1,2]")}
+    again = sweep(*args, "--json", runs=runs)  # finished sources are reused, nothing re-runs
+    assert {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}
