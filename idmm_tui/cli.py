@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from idmm_tui.cli_eval import eval_app, viz_app
 from idmm_tui.cli_experiments import register as register_experiments
 from idmm_tui.cli_zoo import zoo_app
 from idmm_tui.errors import IdmmError, UsageError
@@ -33,6 +34,8 @@ data_app = typer.Typer(help="Datasets known to idmm.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(eval_app, name="eval")
+app.add_typer(viz_app, name="viz")
 register_experiments(app)
 
 err = Console(stderr=True)

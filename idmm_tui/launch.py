@@ -32,8 +32,10 @@ def resolve_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()
     recipe = load_recipe(path, overrides)
     spec = get_backbone_spec(recipe.model.backbone)
     get_dataset_spec(recipe.data.dataset)
-    get_method(recipe.pretrain.method)
     recipe = fill_defaults(recipe, spec.lr, spec.warmup_epochs)
+    method = get_method(recipe.pretrain.method)
+    if recipe.pretrain.optimizer == "auto":  # the resolved recipe names the optimiser actually used
+        recipe.pretrain.optimizer = getattr(method, "optimizer", "adamw")
     stages = plan_stages(recipe)
     if not stages:
         raise RecipeError(f"{path}: nothing to run (no pretraining and no fine-tuning stage with epochs > 0)")

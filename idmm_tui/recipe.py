@@ -101,8 +101,15 @@ class PretrainConfig(OptimConfig):
     )
     proj_dim: int = Field(256, ge=1, le=65_536, description="projection output dim (DINO: bottleneck dim), Table 10")
     proj_hidden: int = Field(2048, ge=1, le=65_536, description="hidden width of projection/predictor/DINO MLPs")
-    projection_mlp: bool = Field(
-        True, description="simclr/supcon: 2-layer projection MLP on the features; false = contrast the raw features"
+    projection_mlp: bool | None = Field(
+        None,
+        description="2-layer projection MLP between features and loss (Table 9); unset = the method's default: "
+        "on for simclr/supcon, off for idmm (its instance head W plays that part)",
+    )
+    optimizer: Literal["auto", "adamw", "sgd"] = Field(
+        "auto",
+        description="pretraining optimiser; auto = the method's Table 10 choice: SGD (momentum 0.9) for "
+        "simclr/supcon/mocov2, AdamW for idmm/mocov3/dino",
     )
     queue_size: int = Field(2048, ge=1, le=1_000_000, description="mocov2: negative keys kept in the queue")
     momentum: float = Field(

@@ -40,7 +40,7 @@ from idmm_tui.errors import CheckpointError, UsageError
 from idmm_tui.methods import Batch, get_method
 from idmm_tui.methods.base import TwoPart, unwrap
 from idmm_tui.models.registry import create_backbone, load_backbone_state
-from idmm_tui.recipe import FinetuneConfig, PretrainConfig, Recipe
+from idmm_tui.recipe import FinetuneConfig, OptimConfig, PretrainConfig, Recipe
 from idmm_tui.runs.store import LAST, RUN_MARKER, RunDir
 
 StageKind = Literal["pretrain", "finetune"]
@@ -159,6 +159,14 @@ class Position:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def make_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW (fine-tuning, IDMM, MoCo v3, DINO), or SGD with momentum 0.9 where the pretraining
+    recipe asks for it (Table 10: SimCLR, SupCon, MoCo v2). The schedule sets the lr each step."""
+    if getattr(cfg, "optimizer", "adamw") == "sgd":
+        return torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def classifier_head(num_features: int, num_classes: int) -> nn.Linear:
@@ -310,7 +318,7 @@ class Trainer:
         module = self.build_module(stage, n_train, len(train.classes)).to(self.place.device)
         gen = torch.Generator()
         resumed = pos.global_step > 0 or pos.epoch > 0 or pos.step_in_epoch > 0
-        optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = make_optimizer(module, cfg)
         if resumed:
             tensors, _ = ckpt.load_checkpoint(self.run.checkpoint(LAST))
             model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}

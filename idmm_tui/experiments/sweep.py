@@ -254,7 +254,7 @@ def plan(group: Group, recipe_path: Path) -> list[CellPlan]:
             continue
         if not summary:
             raise RunStateError(f"{path} exists but is not an idmm run; move it away or choose another --group")
-        if summary.get("recipe_sha256") != digest:
+        if _existing_digest(path / "recipe.toml") != digest:
             raise RunStateError(
                 f"cell {cell.name} already has a run made from a different recipe (the recipe file or --set "
                 f"changed since). Start a new group (--group NAME) or remove {path}"
@@ -267,6 +267,18 @@ def plan(group: Group, recipe_path: Path) -> list[CellPlan]:
         else:
             plans.append(CellPlan(cell, "resume", digest, status))
     return plans
+
+
+def _existing_digest(recipe_file: Path) -> str:
+    """The digest of an existing run's recipe as this version resolves it (so that a key added to
+    the recipe schema since, with its default, does not count as a change)."""
+    from idmm_tui.errors import IdmmError
+    from idmm_tui.launch import recipe_digest, resolve_recipe
+
+    try:
+        return recipe_digest(to_toml(resolve_recipe(recipe_file)))
+    except IdmmError:
+        return ""
 
 
 def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, list[CellPlan]]:
@@ -385,18 +397,19 @@ def _init_source(cell: Cell) -> str:
 def _run_child(command: list[str]) -> int:
     """Run a cell in the foreground and return its exit code.
 
-    Ctrl-C reaches the child directly (same process group): it checkpoints and exits 130, and the
-    sweep waits for that instead of dying first. A SIGTERM sent to the sweep (e.g. by the
-    dashboard's stop key) is passed on to the child, with the same effect. The child's output goes
-    to the sweep's stderr.
+    The child runs in its own process group and the sweep passes each SIGINT / SIGTERM it gets on
+    to it, once: the first Ctrl-C (at the terminal, or ``kill -INT`` of the sweep) or a SIGTERM
+    (the dashboard's stop key) makes the cell checkpoint and exit 130, and the sweep waits for that
+    instead of dying first; a second Ctrl-C aborts the cell at once, as with ``idmm run``. The
+    child's output goes to the sweep's stderr (the sweep's stdout is its own, for ``--json``).
     """
     import signal
 
-    child = subprocess.Popen(command, stdout=sys.stderr.fileno())  # the sweep's stdout is its own (--json)
+    child = subprocess.Popen(command, stdout=sys.stderr.fileno(), process_group=0)
 
     def forward(signum, frame):  # noqa: ARG001
-        if signum == signal.SIGTERM and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        if child.poll() is None:
+            child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

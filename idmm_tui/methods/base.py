@@ -45,6 +45,7 @@ class PretrainMethod(Protocol):
     name: str
     description: str
     uses_labels: bool
+    optimizer: str  # Table 10's optimiser ("adamw" or "sgd"), used when the recipe says "auto"
 
     def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
         """The trainable module (a :class:`TwoPart` or similar with ``.backbone``)."""

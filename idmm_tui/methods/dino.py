@@ -102,6 +102,7 @@ def update_center(center: torch.Tensor, teacher: torch.Tensor, momentum: float) 
 
 class DINO:
     name = "dino"
+    optimizer = "adamw"  # Table 10
     description = "DINO: self-distillation with an EMA teacher, centering, sharpening, multi-crop (Table 2 baseline)"
     uses_labels = False
 

@@ -12,6 +12,9 @@ backbone's pooled feature ``z_i``, trained with cross-entropy against the instan
   random permutation of the group; loss of a mixed input ``λ·CE_ε(y_a) + (1 − λ)·CE_ε(y_b)``.
 
 The loss is the SUM over the two crop groups of each group's mean mixed cross-entropy.
+
+``projection_mlp = true`` puts SimCLR's 2-layer projection MLP (``proj_hidden`` → ``proj_dim``)
+between the features and W: the Table 9 ablation, which the paper finds does not help IDMM.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import nn
 from idmm_tui.engine.mixing import cutmix, mixed_smoothed_ce
 from idmm_tui.engine.views import pretrain_crops
 from idmm_tui.methods.base import Batch, TwoPart, register_method
+from idmm_tui.methods.simclr import projection_mlp
 from idmm_tui.recipe import PretrainConfig
 
 
@@ -42,11 +46,15 @@ def crop_groups(cfg: PretrainConfig) -> list[tuple[int, tuple[float, float]]]:
 
 class IDMM:
     name = "idmm"
+    optimizer = "adamw"
     description = "parametric instance discrimination + multi-crop + CutMix (the paper's method)"
     uses_labels = False
 
     def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
-        return TwoPart(backbone, instance_head(num_features, num_instances, cfg.head_bias))
+        head = instance_head(cfg.proj_dim if cfg.projection_mlp else num_features, num_instances, cfg.head_bias)
+        if cfg.projection_mlp:  # Table 9's "IDMM + proj. MLP" row: off by default, W is the head
+            head = nn.Sequential(projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2), head)
+        return TwoPart(backbone, head)
 
     def loss(
         self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig

@@ -153,6 +153,7 @@ def _rank() -> int:
 
 class MoCoV2:
     name = "mocov2"
+    optimizer = "sgd"  # Table 10
     description = "MoCo v2: InfoNCE against a momentum key encoder and a queue of 2048 keys (Table 2 baseline)"
     uses_labels = False
 
@@ -182,6 +183,7 @@ class MoCoV2:
 
 class MoCoV3:
     name = "mocov3"
+    optimizer = "adamw"  # Table 10
     description = "MoCo v3: symmetric contrastive loss, momentum encoder + predictor (Table 2 baseline)"
     uses_labels = False
 

@@ -53,7 +53,7 @@ def two_views(gen: torch.Generator, batch: Batch, cfg: PretrainConfig) -> torch.
 
 
 def contrastive_head(num_features: int, cfg: PretrainConfig) -> nn.Module:
-    if not cfg.projection_mlp:
+    if cfg.projection_mlp is False:  # unset (None) = on: SimCLR's default (Table 9)
         return nn.Identity()
     return projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2, norm=True)
 
@@ -73,6 +73,7 @@ class SimCLR:
     name = "simclr"
     description = "SimCLR: NT-Xent contrastive loss on 2 views with a projection MLP (Table 2 baseline)"
     uses_labels = False
+    optimizer = "sgd"  # Table 10
 
     def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
         return TwoPart(backbone, contrastive_head(num_features, cfg))

@@ -41,6 +41,7 @@ class SupCon:
     name = "supcon"
     description = "SupCon: supervised contrastive loss over same-class views (uses labels; Table 2 baseline)"
     uses_labels = True
+    optimizer = "sgd"  # Table 10
 
     def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
         return TwoPart(backbone, contrastive_head(num_features, cfg))

@@ -154,8 +154,17 @@ def test_cosine_momentum():
 
 
 def _cfg(**kw) -> PretrainConfig:
-    base = dict(epochs=2, resolution=16, global_crops=2, local_crops=2, proj_dim=8, proj_hidden=16,
-                queue_size=12, dino_out=10, blur_prob=0.0)
+    base = dict(
+        epochs=2,
+        resolution=16,
+        global_crops=2,
+        local_crops=2,
+        proj_dim=8,
+        proj_hidden=16,
+        queue_size=12,
+        dino_out=10,
+        blur_prob=0.0,
+    )
     return PretrainConfig(**{**base, **kw})
 
 
@@ -225,10 +234,27 @@ def test_recipe_accepts_method(tmp_path, name):
 def test_idmm_run_every_baseline(cli, tiny_recipe, tmp_path):
     """One pretraining epoch of each baseline through the real CLI (no fine-tuning)."""
     for name in BASELINES:
-        result = cli("run", tiny_recipe, "--runs-dir", tmp_path / "runs", "--name", name, "--json",
-                     "--set", f"pretrain.method={name}", "--set", "pretrain.epochs=1",
-                     "--set", "finetune.0.epochs=0", "--set", "pretrain.dino_out=64",
-                     "--set", "pretrain.proj_hidden=32", "--set", "pretrain.queue_size=16")
+        result = cli(
+            "run",
+            tiny_recipe,
+            "--runs-dir",
+            tmp_path / "runs",
+            "--name",
+            name,
+            "--json",
+            "--set",
+            f"pretrain.method={name}",
+            "--set",
+            "pretrain.epochs=1",
+            "--set",
+            "finetune.0.epochs=0",
+            "--set",
+            "pretrain.dino_out=64",
+            "--set",
+            "pretrain.proj_hidden=32",
+            "--set",
+            "pretrain.queue_size=16",
+        )
         assert result.code == 0, result.err
         summary = result.json()
         assert summary["status"] == "completed" and "pretrain" in summary["stages"]
@@ -261,3 +287,50 @@ def test_state_dict_resume_is_exact(name):
         results.append((float(loss.detach()), {k: v.clone() for k, v in m.state_dict().items()}))
     assert results[0][0] == results[1][0]
     assert all(torch.equal(v, results[1][1][k]) for k, v in results[0][1].items())
+
+
+# --------------------------------------------------------------------------------------------
+# Table 10 optimisers and the Table 9 projection-MLP switch
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("idmm", "adamw"),
+        ("simclr", "sgd"),
+        ("supcon", "sgd"),
+        ("mocov2", "sgd"),
+        ("mocov3", "adamw"),
+        ("dino", "adamw"),
+    ],
+)
+def test_auto_optimizer_follows_table_10_and_is_written_into_the_resolved_recipe(tmp_path, name, expected):
+    from idmm_tui.engine.trainer import make_optimizer
+    from idmm_tui.launch import resolve_recipe
+
+    path = tmp_path / "r.toml"
+    path.write_text("")
+    recipe = resolve_recipe(path, [f"pretrain.method={name}"])
+    assert recipe.pretrain.optimizer == expected
+    assert resolve_recipe(path, [f"pretrain.method={name}", "pretrain.optimizer=adamw"]).pretrain.optimizer == "adamw"
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), recipe.pretrain)
+    assert isinstance(optimizer, torch.optim.SGD if expected == "sgd" else torch.optim.AdamW)
+    if expected == "sgd":
+        assert optimizer.param_groups[0]["momentum"] == 0.9
+
+
+def test_projection_mlp_defaults_per_method_and_switches_idmm():
+    backbone = create_backbone("vit_nano_p2", img_size=16)
+    d = int(backbone.num_features)
+    plain = get_method("idmm").build(backbone, d, 8, _cfg(method="idmm"))
+    assert isinstance(plain.head, torch.nn.Linear) and plain.head.in_features == d  # W on the features
+    cfg = _cfg(method="idmm", projection_mlp=True, proj_hidden=32, proj_dim=16)
+    mlp = get_method("idmm").build(create_backbone("vit_nano_p2", img_size=16), d, 8, cfg)
+    assert isinstance(mlp.head, torch.nn.Sequential) and mlp.head[-1].in_features == 16
+    assert mlp(torch.randn(4, 3, 16, 16)).shape == (4, 8)
+    loss, _ = get_method("idmm").loss(mlp, _batch(), torch.Generator().manual_seed(0), cfg)
+    assert torch.isfinite(loss)
+    simclr = get_method("simclr")
+    assert not isinstance(simclr.build(backbone, d, 8, _cfg(method="simclr")).head, torch.nn.Identity)
+    off = simclr.build(backbone, d, 8, _cfg(method="simclr", projection_mlp=False))
+    assert isinstance(off.head, torch.nn.Identity)
