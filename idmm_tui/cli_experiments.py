@@ -74,6 +74,9 @@ def sweep_cmd(
             show_default=False,
         ),
     ] = None,
+    zipped: Annotated[
+        bool, typer.Option("--zip", help="advance the axes together (row i = the i-th value of each): ablation rows")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the cells; run nothing")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop at the first failed cell")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the cells and outcomes as JSON on stdout")] = False,
@@ -105,7 +108,7 @@ def sweep_cmd(
     if recipe is None:
         if not group:
             raise UsageError("give a RECIPE (and --axis …) to start a sweep, or --group NAME to re-run one")
-        if axis or seeds or set_ or source:
+        if axis or seeds or set_ or source or zipped:
             raise UsageError("--group alone re-runs a sweep as it was defined; to change it, give the RECIPE again")
         spec = SweepSpec.from_json(load_group(group, root).spec)
     else:
@@ -115,6 +118,7 @@ def sweep_cmd(
             seeds=parse_seeds(seeds),
             overrides=list(set_ or []),
             sources=[parse_axis(s, "--source") for s in source or []] or None,
+            zipped=zipped,
         )
         if not spec.axes and not spec.seeds and not spec.sources:
             raise UsageError("a sweep needs at least one --axis KEY=V1,V2, --seeds or --source (else use idmm run)")

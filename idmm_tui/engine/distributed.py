@@ -4,6 +4,9 @@ Under ``torchrun --nproc_per_node K idmm run …`` each process gets RANK / WORL
 the batch in the recipe is the *total* batch, split evenly over the ranks; every rank sees its own
 shard of each epoch's permutation; only rank 0 writes the run directory. NCCL on CUDA, gloo on CPU
 (which is how the tests exercise this path with 2 CPU processes).
+
+The gathers at the end serve the losses that compare against the global batch (SimCLR, SupCon,
+MoCo v3, MoCo v2's queue): every rank must pass the same shape, which the trainer's even split ensures.
 """
 
 from __future__ import annotations
@@ -80,3 +83,54 @@ def broadcast_flag(place: Placement, flag: bool) -> bool:
     t = torch.tensor([1 if flag else 0], device=place.device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def rank_and_world() -> tuple[int, int]:
+    """``(rank, world size)`` of the default process group; ``(0, 1)`` when there is none."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@torch.no_grad()
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenation of ``x`` from all processes (rank order), no gradient; ``x`` itself when not distributed."""
+    _, world = rank_and_world()
+    if world == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Forward: all-gather along dim 0. Backward: sum over ranks of the gradient on the gathered
+    tensor (every rank's loss may use every rank's rows), then this rank's slice. An all-reduce, not a
+    reduce-scatter, so that gloo (no reduce-scatter) runs it too; the tensors are batch-sized embeddings."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rank, world = rank_and_world()
+        ctx.rows = (rank * x.shape[0], (rank + 1) * x.shape[0])
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rows[0] : ctx.rows[1]]
+
+
+def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(x of all processes concatenated in rank order, row of this process's x in it)``, differentiable.
+
+    The gradient reaching ``x`` is the sum over ranks of what each rank's loss puts on these rows, so
+    with DDP averaging the parameter gradients, a per-rank loss that is the mean over its local rows
+    trains exactly as one process would on the whole batch. ``(x, 0)`` when not distributed.
+    """
+    rank, world = rank_and_world()
+    if world == 1:
+        return x, 0
+    return _GatherWithGrad.apply(x), rank * x.shape[0]

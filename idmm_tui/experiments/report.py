@@ -4,7 +4,8 @@ A report collects runs (a sweep group, or any runs), keys each by the recipe val
 between them (a sweep's axes), averages over seeds (mean ± sample std, n) and lays the cells out:
 
 * one varying key        -> one row per value, with columns test_acc, kNN, linear probe, wall time;
-* two keys               -> a matrix (``pretrain.method`` / the transfer source as rows when present);
+* two keys               -> a matrix (``pretrain.method`` as rows when present);
+* a transfer sweep       -> pretraining sources (dataset, method) as rows, targets as columns;
 * three or more (or ``layout="rows"``) -> one row per combination (the shape of an ablation table).
 
 Where a cell's setting matches one in the paper (backbone, method, dataset, pretraining source and
@@ -208,10 +209,12 @@ def choose_layout(keys: list[str], layout: str, rows: list[str] | None, cols: li
         rows = rows if rows is not None else [k for k in keys if k not in (cols or [])]
         cols = cols if cols is not None else [k for k in keys if k not in rows]
         return rows, cols
+    sources = [k for k in keys if k.startswith(SOURCE_PREFIX)]
+    if layout != "rows" and sources and len(sources) < len(keys):  # transfer: sources x targets
+        return sources, [k for k in keys if k not in sources]
     if layout == "rows" or len(keys) != 2:
         return list(keys), []
-    sources = [k for k in keys if k.startswith(SOURCE_PREFIX)]
-    first = sources or [k for k in keys if k.endswith("pretrain.method")] or keys[:1]
+    first = [k for k in keys if k.endswith("pretrain.method")] or keys[:1]
     return first, [k for k in keys if k not in first]
 
 

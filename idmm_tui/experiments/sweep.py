@@ -50,6 +50,7 @@ class SweepSpec:
     seeds: list[int] | None = None
     overrides: list[str] | None = None
     sources: list[Axis] | None = None  # transfer sweep: the pretraining grid
+    zipped: bool = False  # axes advance together (rows of an ablation table) instead of a product
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class SweepSpec:
             "seeds": self.seeds,
             "overrides": list(self.overrides or []),
             "sources": [{"key": a.key, "values": list(a.values)} for a in self.sources or []],
+            "zipped": self.zipped,
         }
 
     @classmethod
@@ -71,6 +73,7 @@ class SweepSpec:
             seeds=data.get("seeds"),
             overrides=list(data.get("overrides") or []),
             sources=axes(data.get("sources", [])) or None,
+            zipped=bool(data.get("zipped", False)),
         )
 
 
@@ -100,7 +103,7 @@ def split_values(text: str) -> list[str]:
 
 
 def parse_axis(text: str, option: str = "--axis") -> Axis:
-    """``"pretrain.method=idmm,simclr"`` -> Axis; rejects empty and repeated values."""
+    """``"pretrain.method=idmm,simclr"`` -> Axis; rejects empty values (repeats: see check_axes)."""
     key, sep, values_text = text.partition("=")
     key = key.strip()
     if not sep or not key or not values_text.strip():
@@ -108,8 +111,6 @@ def parse_axis(text: str, option: str = "--axis") -> Axis:
     values = split_values(values_text)
     if any(not v for v in values):
         raise UsageError(f"{option} {text!r}: empty value in the list")
-    if len(set(values)) != len(values):
-        raise UsageError(f"{option} {text!r}: a value is repeated")
     if key == "seed":
         raise UsageError(f"{option} seed=…: use --seeds 0,1,2 (seeds are averaged over, not a table axis)")
     return Axis(key, tuple(values))
@@ -127,11 +128,20 @@ def parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
-def check_axes(axes: list[Axis], option: str = "--axis") -> None:
+def check_axes(axes: list[Axis], option: str = "--axis", zipped: bool = False) -> None:
+    """No key twice; no value twice on an axis (with ``zipped``: no row twice)."""
     keys = [a.key for a in axes]
     dup = {k for k in keys if keys.count(k) > 1}
     if dup:
         raise UsageError(f"{option} {', '.join(sorted(dup))} given twice: put all its values in one {option}")
+    if zipped:
+        rows = list(_grid(axes, zipped=True))
+        if len({tuple(r.items()) for r in rows}) != len(rows):
+            raise UsageError("--zip: two rows have the same values")
+        return
+    for axis in axes:
+        if len(set(axis.values)) != len(axis.values):
+            raise UsageError(f"{option} {axis.key}: a value is repeated ({','.join(axis.values)})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,8 +162,13 @@ def _slug(value: str) -> str:
     return slug or "x"
 
 
-def _grid(axes: list[Axis]) -> Iterator[dict[str, str]]:
-    for combo in itertools.product(*(a.values for a in axes)):
+def _grid(axes: list[Axis], zipped: bool = False) -> Iterator[dict[str, str]]:
+    """Every combination of the axes' values, or with ``zipped`` the i-th value of each axis together."""
+    if zipped and len({len(a.values) for a in axes}) > 1:
+        lengths = ", ".join(f"{a.key} has {len(a.values)}" for a in axes)
+        raise UsageError(f"--zip needs the same number of values on every --axis ({lengths})")
+    combos = zip(*(a.values for a in axes), strict=True) if zipped else itertools.product(*(a.values for a in axes))
+    for combo in combos:
         yield dict(zip((a.key for a in axes), combo, strict=True))
 
 
@@ -179,7 +194,7 @@ def expand(spec: SweepSpec, group: str, runs_dir: Path) -> list[Cell]:
     else:
         source_runs.append(({}, None, None))
     for src_values, src_seed, src_path in source_runs:
-        for seed, values in itertools.product(seeds, list(_grid(spec.axes))):
+        for seed, values in itertools.product(seeds, list(_grid(spec.axes, spec.zipped))):
             if spec.sources and seed != src_seed:
                 continue
             shown = {f"{SOURCE_PREFIX}{k}": v for k, v in src_values.items()} | values
@@ -284,7 +299,7 @@ def _existing_digest(recipe_file: Path) -> str:
 def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, list[CellPlan]]:
     """Expand, validate and record a sweep (the manifest is written only when every cell is valid)."""
     check_group_name(group_name)
-    check_axes(spec.axes)
+    check_axes(spec.axes, zipped=spec.zipped)
     check_axes(spec.sources or [], "--source")
     recipe_path = Path(spec.recipe)
     load_raw(recipe_path)  # a clear error for a missing/invalid file before anything else

@@ -41,10 +41,10 @@ import copy
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from idmm_tui.engine.distributed import gather, rank_and_world
 from idmm_tui.methods.base import Batch, register_method, unwrap
 from idmm_tui.methods.simclr import projection_mlp, two_views
 from idmm_tui.recipe import PretrainConfig
@@ -55,16 +55,6 @@ TEMPERATURE = 0.2  # Table 10, MoCo v2 and v3
 def cosine_momentum(base: float, progress: float) -> float:
     """``1 − (1 − base)(cos(π·progress) + 1)/2``: ``base`` at the start, 1 at the end."""
     return 1.0 - (1.0 - base) * (math.cos(math.pi * min(max(progress, 0.0), 1.0)) + 1.0) / 2.0
-
-
-@torch.no_grad()
-def gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenation of ``x`` from all processes (rank order); ``x`` itself when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
 
 
 def _no_drop_path(module: nn.Module) -> None:
@@ -147,10 +137,6 @@ def moco_v3_ctr(q: torch.Tensor, k: torch.Tensor, temperature: float, offset: in
     return F.cross_entropy(logits, target) * (2 * temperature)
 
 
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 class MoCoV2:
     name = "mocov2"
     optimizer = "sgd"  # Table 10
@@ -203,7 +189,7 @@ class MoCoV3:
         k = inner.teacher(views).float()
         k1, k2 = gather(k[:b]), gather(k[b:])
         tau = cfg.temperature or TEMPERATURE
-        offset = _rank() * b
+        offset = rank_and_world()[0] * b
         loss = moco_v3_ctr(q[:b], k2, tau, offset) + moco_v3_ctr(q[b:], k1, tau, offset)
         return loss, 2 * views.shape[0]
 

@@ -10,7 +10,11 @@ the image of view ``i`` and ``τ`` the temperature (Table 10: 0.1), the NT-Xent 
 Projection MLP (:func:`projection_mlp`): ``Linear(d, proj_hidden) → BatchNorm1d → ReLU →
 Linear(proj_hidden, proj_dim)`` as in SimCLR (BN, not LN: the paper's head; under DDP its
 statistics are per device). ``projection_mlp = false`` contrasts the backbone features directly.
-Negatives are the other views of the local (per-device) batch; they are not gathered across devices.
+
+Under DDP the negatives are the whole global batch, as the reference code's cross-replica gather:
+each rank gathers ``z`` from all ranks (differentiably, :func:`~idmm_tui.engine.distributed.gather_with_grad`)
+and averages ``ℓ_i`` over its own ``2B`` anchors, ``k`` running over all ``2·B·world`` views; with
+DDP averaging the gradients over ranks this is the loss and gradient of ``L`` on the global batch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idmm_tui.engine.distributed import gather_with_grad
 from idmm_tui.engine.views import pretrain_crops
 from idmm_tui.methods.base import Batch, TwoPart, register_method
 from idmm_tui.recipe import PretrainConfig
@@ -58,14 +63,23 @@ def contrastive_head(num_features: int, cfg: PretrainConfig) -> nn.Module:
     return projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2, norm=True)
 
 
+def self_mask(n: int, total: int, offset: int, device: torch.device) -> torch.Tensor:
+    """``[n, total]``, True where local row ``i`` meets its own column ``offset + i`` (the identity when single)."""
+    return (torch.arange(n, device=device)[:, None] + offset) == torch.arange(total, device=device)[None, :]
+
+
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent of ``2B`` embeddings ordered (view 1 of all images, view 2 of all images)."""
+    """NT-Xent of ``2B`` embeddings ordered (view 1 of all images, view 2 of all images).
+
+    Under DDP these are this rank's anchors, contrasted against the views of all ranks.
+    """
     z = F.normalize(z.float(), dim=1)
     n = z.shape[0]
     b = n // 2
-    sim = z @ z.T / temperature
-    sim = sim.masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = (torch.arange(n, device=z.device) + b) % n
+    columns, offset = gather_with_grad(z)  # (z, 0) when not distributed
+    sim = z @ columns.T / temperature
+    sim = sim.masked_fill(self_mask(n, columns.shape[0], offset, z.device), float("-inf"))
+    target = (torch.arange(n, device=z.device) + b) % n + offset
     return F.cross_entropy(sim, target)
 
 

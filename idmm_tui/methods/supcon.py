@@ -8,8 +8,9 @@ every view of the same class is a positive. With ``A(i)`` all views but ``i`` an
     L = (1 / 2B) Σ_i ℓ_i,      τ = 0.1 (Table 10).
 
 Uses ``batch.labels`` (the only baseline that does). The reference code's extra factor
-``τ / τ_base`` (τ_base = 0.07) is left out: it is a constant scale of the loss. Negatives are
-local to each device, as in :mod:`simclr`.
+``τ / τ_base`` (τ_base = 0.07) is left out: it is a constant scale of the loss. Under DDP, as in
+:mod:`simclr`, each rank gathers ``z`` (with gradient) and the labels of all ranks, so ``A(i)`` and
+``P(i)`` range over the global batch and each rank averages ``ℓ_i`` over its own anchors.
 """
 
 from __future__ import annotations
@@ -18,21 +19,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idmm_tui.engine.distributed import gather, gather_with_grad
 from idmm_tui.methods.base import Batch, TwoPart, register_method
-from idmm_tui.methods.simclr import contrastive_head, two_views
+from idmm_tui.methods.simclr import contrastive_head, self_mask, two_views
 from idmm_tui.recipe import PretrainConfig
 
 TEMPERATURE = 0.1  # Table 10
 
 
 def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
-    """SupCon L^sup_out of embeddings ``z [n, D]`` with class ``labels [n]``."""
+    """SupCon L^sup_out of embeddings ``z [n, D]`` with class ``labels [n]``.
+
+    Under DDP these are this rank's anchors, against the views and labels of all ranks.
+    """
     z = F.normalize(z.float(), dim=1)
     n = z.shape[0]
-    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
-    sim = (z @ z.T / temperature).masked_fill(self_mask, float("-inf"))
+    columns, offset = gather_with_grad(z)  # (z, 0) when not distributed
+    mask = self_mask(n, columns.shape[0], offset, z.device)
+    sim = (z @ columns.T / temperature).masked_fill(mask, float("-inf"))
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
-    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    positive = (labels[:, None] == gather(labels)[None, :]) & ~mask
     pos_log_prob = log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1).clamp(min=1)
     return -pos_log_prob.mean()
 

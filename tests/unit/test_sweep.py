@@ -27,9 +27,11 @@ def test_split_values_keeps_brackets_and_quotes_together():
 
 def test_parse_axis_and_its_errors():
     assert parse_axis("pretrain.method=idmm,simclr") == Axis("pretrain.method", ("idmm", "simclr"))
-    for bad in ("pretrain.method", "=a,b", "pretrain.method=", "a=x,,y", "a=x,x"):
+    for bad in ("pretrain.method", "=a,b", "pretrain.method=", "a=x,,y"):
         with pytest.raises(UsageError):
             parse_axis(bad)
+    with pytest.raises(UsageError, match="repeated"):
+        check_axes([parse_axis("a=x,x")])
     with pytest.raises(UsageError, match="--seeds"):
         parse_axis("seed=0,1")
     with pytest.raises(UsageError, match="given twice"):
@@ -101,3 +103,19 @@ def test_transfer_sweep_pretrains_each_source_once_then_fine_tunes_on_each_targe
     assert [c.name for c in random_init] == ["t.from-none.dataset-pets", "t.from-none.dataset-dtd"]
     assert random_init[0].values["source:data.dataset"] == "none"
     assert all('init=""' in c.overrides for c in random_init)
+
+
+def test_zipped_axes_make_ablation_rows(tmp_path: Path):
+    axes = [parse_axis("pretrain.label_smoothing=0,0.1,0.1"), parse_axis("pretrain.cutmix_alpha=0,0,0.5")]
+    check_axes(axes, zipped=True)  # repeated values are fine when zipped
+    cells = expand(SweepSpec(recipe="r.toml", axes=axes, zipped=True), "abl", tmp_path)
+    assert [c.values for c in cells] == [
+        {"pretrain.label_smoothing": "0", "pretrain.cutmix_alpha": "0"},
+        {"pretrain.label_smoothing": "0.1", "pretrain.cutmix_alpha": "0"},
+        {"pretrain.label_smoothing": "0.1", "pretrain.cutmix_alpha": "0.5"},
+    ]
+    with pytest.raises(UsageError, match="same number of values"):
+        expand(SweepSpec(recipe="r.toml", axes=[axes[0], parse_axis("a=1,2")], zipped=True), "abl", tmp_path)
+    with pytest.raises(UsageError, match="same values"):
+        check_axes([parse_axis("a=1,1"), parse_axis("b=2,2")], zipped=True)
+    assert SweepSpec.from_json(SweepSpec(recipe="r", axes=axes, zipped=True).to_json()).zipped
