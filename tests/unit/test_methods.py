@@ -334,3 +334,20 @@ def test_projection_mlp_defaults_per_method_and_switches_idmm():
     assert not isinstance(simclr.build(backbone, d, 8, _cfg(method="simclr")).head, torch.nn.Identity)
     off = simclr.build(backbone, d, 8, _cfg(method="simclr", projection_mlp=False))
     assert isinstance(off.head, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("backbone_name", ["deit_tiny_patch16_224", "pvt_v2_b0", "t2t_vit_7"])
+@pytest.mark.parametrize("name", [*BASELINES, "idmm"])
+def test_every_method_trains_every_backbone_family(name, backbone_name):
+    """One loss + backward on each paper backbone family (32 px, 4 images) — the same pipeline for all."""
+    torch.manual_seed(0)
+    cfg = _cfg(method=name, resolution=32, local_crops=1)
+    backbone = create_backbone(backbone_name, img_size=32)
+    module = get_method(name).build(backbone, int(backbone.num_features), 4, cfg)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8, generator=g)
+    batch = Batch(images, torch.tensor([[40, 40]] * 4), torch.tensor([0, 1, 0, 1]), torch.arange(4))
+    loss, _ = get_method(name).loss(module, batch, torch.Generator().manual_seed(1), cfg)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
