@@ -110,15 +110,13 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        rank, world = rank_and_world()
+        rank, _ = rank_and_world()
         ctx.rows = (rank * x.shape[0], (rank + 1) * x.shape[0])
-        parts = [torch.empty_like(x) for _ in range(world)]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
+        return gather(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
+        grad = grad.clone(memory_format=torch.contiguous_format)  # not in place on autograd's tensor
         dist.all_reduce(grad)
         return grad[ctx.rows[0] : ctx.rows[1]]
 

@@ -331,6 +331,12 @@ class Trainer:
             self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
         if self.place.distributed:
             ids = [self.place.device.index] if self.place.device.type == "cuda" else None
+            if self.place.device.type == "cuda":
+                # BatchNorm in the SimCLR/SupCon/MoCo v3 heads must see the global batch once negatives
+                # are gathered across GPUs (else per-device statistics leak which pairs are positives,
+                # the reason for SimCLR's global BN). Same parameters; no effect on LayerNorm ViTs.
+                # SyncBatchNorm has no CPU kernel, so gloo runs keep per-process BN.
+                module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
             module = DistributedDataParallel(module, device_ids=ids)
         method = get_method(self.recipe.pretrain.method) if stage.kind == "pretrain" else None
 
