@@ -329,6 +329,11 @@ class Trainer:
         else:
             origin = self.initial_weights(stage, module)
             self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
+            if stage.kind == "pretrain" and getattr(cfg, "knn_every", 0):
+                # the monitor's starting point: how good the untrained (or init) features already are
+                knn_start = round(self.knn_accuracy(module, cfg), 4)
+                self.log(f"{stage.name}: kNN accuracy before training {knn_start}")
+                self.update_summary(knn_start={stage.name: knn_start})
         if self.place.distributed:
             ids = [self.place.device.index] if self.place.device.type == "cuda" else None
             if self.place.device.type == "cuda":

@@ -28,10 +28,13 @@ from idmm_tui.experiments.groups import Group
 from idmm_tui.experiments.sweep import SOURCE_PREFIX
 from idmm_tui.runs.store import RunDir, effective_status, iter_metrics
 
-METRICS = ("test_acc", "knn_acc", "linear_acc", "wall_time_s")
+METRICS = ("test_acc", "knn_start", "knn_acc", "linear_acc", "loss_first", "loss_last", "wall_time_s")
 METRIC_TITLES = {
     "test_acc": "test acc",
-    "knn_acc": "kNN (pretrain)",
+    "knn_start": "kNN before",
+    "knn_acc": "kNN after",
+    "loss_first": "loss ep 1",
+    "loss_last": "loss last ep",
     "linear_acc": "linear probe",
     "wall_time_s": "wall s",
 }
@@ -89,9 +92,15 @@ def run_facts(run: RunDir, values: dict[str, str] | None = None) -> RunFacts:
     summary = run.read_summary()
     recipe = _read_recipe(run)
     knn = None
+    losses = []
     for record in iter_metrics(run.metrics):
-        if record.get("knn_acc") is not None and record.get("stage") == "pretrain":
+        if record.get("stage") != "pretrain" or record.get("kind") != "epoch":
+            continue
+        if record.get("knn_acc") is not None:
             knn = record["knn_acc"]
+        if record.get("loss") is not None:
+            losses.append(record["loss"])
+    knn_start = summary.get("knn_start", {}).get("pretrain") if isinstance(summary.get("knn_start"), dict) else None
     linear = summary.get("evals", {}).get("linear", {}) if isinstance(summary.get("evals"), dict) else {}
     linear_acc = None
     if linear:
@@ -109,8 +118,11 @@ def run_facts(run: RunDir, values: dict[str, str] | None = None) -> RunFacts:
         recipe=recipe,
         metrics={
             "test_acc": summary.get("test_acc"),
+            "knn_start": knn_start,
             "knn_acc": knn,
             "linear_acc": linear_acc,
+            "loss_first": losses[0] if losses else None,
+            "loss_last": losses[-1] if len(losses) > 1 else None,
             "wall_time_s": summary.get("wall_time_s"),
         },
         source_recipe=source_recipe,
@@ -120,10 +132,14 @@ def run_facts(run: RunDir, values: dict[str, str] | None = None) -> RunFacts:
 def collect(runs: list[RunDir], groups: list[Group]) -> list[RunFacts]:
     """Facts of every run, keyed by its sweep cell's values, or else by the recipe keys that differ."""
     cell_values: dict[str, dict[str, str]] = {}
+    not_started: list[RunFacts] = []
     for group in groups:
         for cell in group.cells:
             cell_values[cell.name] = {k: v for k, v in cell.values.items() if k != "seed"}
-    facts = [run_facts(run, cell_values.get(run.name)) for run in runs]
+            if cell.role == "run" and not (group.run_path(cell) / "summary.json").is_file():
+                seed = int(cell.values.get("seed", 0))
+                not_started.append(RunFacts(cell.name, "not started", cell_values[cell.name], seed, {}, {}))
+    facts = [run_facts(run, cell_values.get(run.name)) for run in runs] + not_started
     loose = [f for f in facts if f.name not in cell_values]
     if loose:
         flat = {f.name: flatten(f.recipe) for f in loose}
@@ -252,7 +268,8 @@ def build(
             stat = cells.setdefault((row, col), Stat([]))
             value = f.metrics.get(col if metric_columns else metric)
             # a monitor (kNN, probe) counts once written; a final metric only from a finished run
-            final = f.status == "completed" or (col in ("knn_acc", "linear_acc") and f.status != "running")
+            monitor = col in ("knn_start", "knn_acc", "linear_acc", "loss_first", "loss_last")
+            final = f.status == "completed" or monitor  # monitors show their latest value while running
             if value is not None and final:
                 stat.values.append(float(value))
             else:
@@ -363,7 +380,7 @@ def to_json(report: Report) -> str:
 
 def describe_runs(facts: Iterable[RunFacts]) -> list[str]:
     """Notes under a table: what was held fixed (backbone, dataset, epochs) when it is one value."""
-    facts = list(facts)
+    facts = [f for f in facts if f.recipe]  # runs that exist
     notes = []
     for key, label in (
         ("model.backbone", "backbone"),
@@ -375,5 +392,5 @@ def describe_runs(facts: Iterable[RunFacts]) -> list[str]:
         if len(seen) == 1 and not any(key in f.values for f in facts):
             notes.append(f"{label}: {next(iter(seen)).strip(chr(34))}")
     seeds = sorted({f.seed for f in facts})
-    notes.append(f"runs: {len(facts)}, seeds: {', '.join(map(str, seeds))}")
+    notes.append(f"runs: {len(facts)}, seeds: {', '.join(map(str, seeds)) or '–'}")
     return ["; ".join(notes)]

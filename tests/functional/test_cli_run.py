@@ -217,3 +217,15 @@ def test_init_from_a_run_keeps_the_head_only_when_asked(baseline, tmp_path, cli)
     bad = cli("run", base_run / "recipe.toml", "--runs-dir", tmp_path, "--name", "bad", "--set", "pretrain.method=none",
               "--set", f"init={base_run / 'checkpoints' / 'pretrain.safetensors'}", "--set", "init_head=true")
     assert bad.code == 2 and "init_head = true" in bad.err
+
+
+def test_knn_monitor_logs_its_starting_point(tiny_recipe, tmp_path, cli):
+    result = cli("run", tiny_recipe, "--runs-dir", tmp_path / "runs", "--name", "knn", "--json",
+                 "--set", "pretrain.knn_every=1", "--set", "finetune.0.epochs=0")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert 0.0 <= summary["knn_start"]["pretrain"] <= 100.0
+    knn = [m["knn_acc"] for m in RunDir(tmp_path / "runs" / "knn").read_metrics()
+           if m["kind"] == "epoch" and "knn_acc" in m]
+    assert len(knn) == 2  # after each of the 2 pretraining epochs
+    assert "kNN accuracy before training" in (tmp_path / "runs" / "knn" / "run.log").read_text()

@@ -45,7 +45,7 @@ def test_one_key_gives_metric_columns_with_seeds_averaged():
     assert report.cols == ["test_acc", "knn_acc", "wall_time_s"]  # no run had a linear probe
     assert report.cells[("idmm", "test_acc")].values == [60.0, 62.0]
     assert report.cells[("simclr", "test_acc")].pending == ["running"]
-    assert "| method | test acc | kNN (pretrain) | wall s |" in to_markdown(report)
+    assert "| method | test acc | kNN after | wall s |" in to_markdown(report)
 
 
 def test_two_keys_give_a_method_by_dataset_matrix():
