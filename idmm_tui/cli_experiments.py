@@ -113,7 +113,7 @@ def sweep_cmd(
         spec = SweepSpec.from_json(load_group(group, root).spec)
     else:
         spec = SweepSpec(
-            recipe=str(recipe),
+            recipe=str(recipe.expanduser().absolute()),  # re-runnable by name from any directory
             axes=[parse_axis(a) for a in axis or []],
             seeds=parse_seeds(seeds),
             overrides=list(set_ or []),
