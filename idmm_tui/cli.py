@@ -42,7 +42,7 @@ err = Console(stderr=True)
 
 RunsDirOpt = Annotated[
     Path | None,
-    typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+    typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
 ]
 
 
@@ -68,7 +68,7 @@ def run_cmd(
         ),
     ] = None,
     runs_dir: RunsDirOpt = None,
-    name: Annotated[str | None, typer.Option(help="run directory name [default: <recipe>-<timestamp>]")] = None,
+    name: Annotated[str | None, typer.Option(help="run directory name \\[default: <recipe>-<timestamp>]")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the final summary JSON on stdout")] = False,
     group: Annotated[str | None, typer.Option("--group", hidden=True, help="sweep group (set by idmm sweep)")] = None,

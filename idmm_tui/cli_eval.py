@@ -29,7 +29,7 @@ err = Console(stderr=True)
 
 RunsDirOpt = Annotated[
     Path | None,
-    typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+    typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
 ]
 RunArg = Annotated[str, typer.Argument(help="run name (under --runs-dir) or path", show_default=False)]
 StageOpt = Annotated[
@@ -37,7 +37,7 @@ StageOpt = Annotated[
     typer.Option(
         "--stage",
         help="finished stage whose weights to use, e.g. pretrain, finetune_224 "
-        "[default: pretrain when the run has it, else its last finished stage]",
+        "\\[default: pretrain when the run has it, else its last finished stage]",
         show_default=False,
     ),
 ]
@@ -168,7 +168,7 @@ def viz_tsne(
     split: Annotated[str, typer.Option("--split", help="test or train images")] = "test",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="PNG to write [default: <run>/eval/tsne-<stage>-<split>.png]", show_default=False),
+        typer.Option("--out", help="PNG to write \\[default: <run>/eval/tsne-<stage>-<split>.png]", show_default=False),
     ] = None,
     max_points: Annotated[
         int,

@@ -60,11 +60,11 @@ def sweep_cmd(
         ),
     ] = None,
     group: Annotated[
-        str | None, typer.Option("--group", "-g", help="group name [default: the recipe's name]", show_default=False)
+        str | None, typer.Option("--group", "-g", help="group name \\[default: the recipe's name]", show_default=False)
     ] = None,
     runs_dir: Annotated[
         Path | None,
-        typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+        typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
     ] = None,
     launcher: Annotated[
         str | None,
@@ -95,8 +95,12 @@ def sweep_cmd(
 
       idmm sweep recipes/ablation-demo.toml --axis pretrain.local_crops=0,4 --axis pretrain.cutmix_alpha=0,0.5
 
-      idmm sweep recipes/transfer-matrix-demo.toml --source data.classes=[0,1,2,3,4],[5,6,7,8,9]
-      --axis data.classes=[0,1,2,3,4],[5,6,7,8,9]     (Table 5 shape: pretrain on each, fine-tune on each)
+      idmm sweep recipes/ablation-demo.toml --zip --axis pretrain.label_smoothing=0,0.1,0.1
+      --axis pretrain.cutmix_alpha=0,0,0.5     (ablation rows: the i-th value of each axis together)
+
+      idmm sweep recipes/transfer-matrix-demo.toml --source data.classes=[0,2,3,4,6],[1,5,7,8,9]
+      --source pretrain.method=idmm,none --axis data.classes=[0,2,3,4,6],[1,5,7,8,9]
+      (Table 5 shape: pretrain once on each source, fine-tune each on each target)
 
       idmm sweep --group methods-demo     (re-run a sweep by name)
     """
@@ -193,7 +197,7 @@ def report_cmd(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help="table | markdown | csv | json [default: table, or from --out]", show_default=False
+            "--format", "-f", help="table | markdown | csv | json \\[default: table, or from --out]", show_default=False
         ),
     ] = None,
     out: Annotated[
@@ -222,7 +226,7 @@ def report_cmd(
     ] = True,
     runs_dir: Annotated[
         Path | None,
-        typer.Option("--runs-dir", help="where runs live [default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
+        typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
     ] = None,
 ) -> None:
     """Paper-shaped tables: method × dataset, pretraining source × target, ablation rows; mean ± std over seeds.

@@ -24,11 +24,11 @@ err = Console(stderr=True)
 
 EndpointOpt = Annotated[
     str | None,
-    typer.Option("--endpoint", help="Hub URL [default: $HF_ENDPOINT or https://huggingface.co]", show_default=False),
+    typer.Option("--endpoint", help="Hub URL \\[default: $HF_ENDPOINT or https://huggingface.co]", show_default=False),
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", help="Hub token [default: $HF_TOKEN or the logged-in token]; never printed",
+    typer.Option("--token", help="Hub token \\[default: $HF_TOKEN or the logged-in token]; never printed",
                  show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
@@ -129,9 +129,9 @@ def zoo_show(
 @zoo_app.command("pull")
 def zoo_pull(
     ref: Annotated[str, typer.Argument(help="catalogue NAME or Hub repo ORG/REPO", metavar="NAME|ORG/REPO")],
-    revision: Annotated[str | None, typer.Option("--revision", help="branch, tag or commit [default: "
+    revision: Annotated[str | None, typer.Option("--revision", help="branch, tag or commit \\[default: "
                                                  "the catalogue's pinned revision, else main]")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="local name [default: NAME or REPO]")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="local name \\[default: NAME or REPO]")] = None,
     force: Annotated[bool, typer.Option("--force", help="replace a local model of that name from elsewhere")] = False,
     endpoint: EndpointOpt = None,
     token: TokenOpt = None,
@@ -157,17 +157,17 @@ def zoo_pull(
 @zoo_app.command("push")
 def zoo_push(
     run_dir: Annotated[str, typer.Argument(help="run directory (or run name under --runs-dir)")],
-    stage: Annotated[str | None, typer.Option("--stage", help="stage to export [default: the last finished]")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="zoo name [default: <run>-<stage>]")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="stage to export \\[default: the last finished]")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="zoo name \\[default: <run>-<stage>]")] = None,
     repo: Annotated[str | None, typer.Option("--repo", help="also upload to this Hub repo (ORG/NAME)")] = None,
     private: Annotated[bool, typer.Option("--private", help="create the Hub repo private")] = False,
     force: Annotated[bool, typer.Option("--force", help="replace a local model of that name")] = False,
     backbone_only: Annotated[bool, typer.Option("--backbone-only",
                                                 help="drop a fine-tuned stage's classifier head")] = False,
-    license: Annotated[str | None, typer.Option("--license", help="model card licence [default: from the "
+    license: Annotated[str | None, typer.Option("--license", help="model card licence \\[default: from the "
                                                 "dataset: mit for the embedded data, else other]")] = None,
     runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="where run names are looked up "
-                                                  "[default: $IDMM_RUNS_DIR or ./runs]", show_default=False)] = None,
+                                                  "\\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False)] = None,
     endpoint: EndpointOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
