@@ -272,7 +272,7 @@ def build(
             final = f.status == "completed" or monitor  # monitors show their latest value while running
             if value is not None and final:
                 stat.values.append(float(value))
-            else:
+            elif f.status != "completed":  # a finished run without this value just shows "–"
                 stat.pending.append(f.status)
             where.setdefault((row, columns[0] if metric_columns else col), f)
     if metric_columns:

@@ -99,3 +99,13 @@ def test_unknown_row_key_is_a_usage_error():
 
     with pytest.raises(UsageError, match="not a varying key"):
         build([fact({"pretrain.method": "idmm"}, 1.0)], rows=["model.backbone"])
+
+
+def test_a_finished_run_without_a_monitor_shows_a_dash_not_its_status():
+    report = build(
+        [fact({"pretrain.method": "idmm"}, 60.0, knn=None), fact({"pretrain.method": "dino"}, 61.0, knn=70.0)]
+    )
+    from idmm_tui.experiments.report import cell_text
+
+    assert cell_text(report, "idmm", "knn_acc") == "–"
+    assert cell_text(report, "dino", "knn_acc") == "70.00"
