@@ -324,7 +324,7 @@ def to_markdown(report: Report) -> str:
     for row in report.rows:
         lines.append("| " + " | ".join([row, *(cell_text(report, row, c) for c in report.cols)]) + " |")
     title = f"**{report.title}**\n\n" if report.title else ""
-    notes = "".join(f"\n{n}" for n in report.notes)
+    notes = "".join(f"\n{n}\n" for n in report.notes)
     return title + "\n".join(lines) + "\n" + notes
 
 
