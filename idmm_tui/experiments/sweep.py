@@ -249,7 +249,6 @@ def _seed_value(seed: int | None) -> dict[str, str]:
 class CellPlan:
     cell: Cell
     action: str  # "start", "resume", "skip" (completed), "busy" (running elsewhere)
-    digest: str
     detail: str = ""
 
 
@@ -265,7 +264,7 @@ def plan(group: Group, recipe_path: Path) -> list[CellPlan]:
         path = group.run_path(cell)
         summary = read_json(path / "summary.json")
         if not path.exists():
-            plans.append(CellPlan(cell, "start", digest))
+            plans.append(CellPlan(cell, "start"))
             continue
         if not summary:
             raise RunStateError(f"{path} exists but is not an idmm run; move it away or choose another --group")
@@ -276,11 +275,11 @@ def plan(group: Group, recipe_path: Path) -> list[CellPlan]:
             )
         status = effective_status(summary)
         if status == "completed":
-            plans.append(CellPlan(cell, "skip", digest, f"test_acc {summary.get('test_acc')}"))
+            plans.append(CellPlan(cell, "skip", f"test_acc {summary.get('test_acc')}"))
         elif status == "running":
-            plans.append(CellPlan(cell, "busy", digest, f"running in pid {summary.get('pid')}"))
+            plans.append(CellPlan(cell, "busy", f"running in pid {summary.get('pid')}"))
         else:
-            plans.append(CellPlan(cell, "resume", digest, status))
+            plans.append(CellPlan(cell, "resume", status))
     return plans
 
 
@@ -297,7 +296,8 @@ def _existing_digest(recipe_file: Path) -> str:
 
 
 def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, list[CellPlan]]:
-    """Expand, validate and record a sweep (the manifest is written only when every cell is valid)."""
+    """Expand and validate a sweep (``run_sweep`` writes the manifest, so a sweep with an invalid cell
+    leaves no trace)."""
     check_group_name(group_name)
     check_axes(spec.axes, zipped=spec.zipped)
     check_axes(spec.sources or [], "--source")
