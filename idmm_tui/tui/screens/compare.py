@@ -226,8 +226,12 @@ class CompareScreen(WatchingScreen):
         self._tables = key
         final = self.query_one("#final-table", DataTable)
         final.clear(columns=True)
-        final.add_columns("run", "status", "method", "init", "test acc", "best acc", "kNN acc",
-                          *[f"loss {n}" for n in stages], "wall", "plan")
+        labels = ["run", "status", "method", "init", "test acc", "best acc", "kNN acc",
+                  *[f"loss {n}" for n in stages], "wall", "plan"]
+        # explicit widths (what auto-sizing would give): DataTable measures new rows lazily, and a
+        # rebuild right after another one could leave every column at its label's width
+        for i, label in enumerate(labels):
+            final.add_column(label, width=max([len(label)] + [_cell_width(row[i]) for row in final_rows]))
         final.add_rows(final_rows)
         table = self.query_one("#diff-table", DataTable)
         table.clear(columns=True)
@@ -268,3 +272,10 @@ class CompareScreen(WatchingScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#compare-tabs", TabbedContent).active = tab
+
+
+def _cell_width(cell: object) -> int:
+    """Terminal cells a DataTable cell takes (str cells are read as markup, as DataTable does)."""
+    if isinstance(cell, Text):
+        return cell.cell_len
+    return Text.from_markup(str(cell)).cell_len
