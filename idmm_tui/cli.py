@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from idmm_tui.cli_common import RunsDirOpt, err
+from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.cli_eval import eval_app, viz_app
 from idmm_tui.cli_experiments import register as register_experiments
 from idmm_tui.cli_zoo import zoo_app
@@ -38,18 +40,6 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(viz_app, name="viz")
 register_experiments(app)
 
-err = Console(stderr=True)
-
-RunsDirOpt = Annotated[
-    Path | None,
-    typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
-]
-
-
-def _runs_dir(value: Path | None) -> Path:
-    from idmm_tui.runs.store import default_runs_dir
-
-    return value.expanduser() if value else default_runs_dir()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +159,7 @@ def _install_signal_handlers(stop) -> dict:
     Returns the previous handlers (restored when the run ends).
     """
 
-    def graceful(signum, frame):  # noqa: ARG001
+    def graceful(signum, frame):
         if stop.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.request("interrupted by SIGINT" if signum == signal.SIGINT else "stopped by SIGTERM")

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from idmm_tui.cli_common import RunsDirOpt, err
+from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.errors import UsageError
 
 eval_app = typer.Typer(
@@ -25,12 +27,6 @@ viz_app = typer.Typer(
     no_args_is_help=True,
 )
 
-err = Console(stderr=True)
-
-RunsDirOpt = Annotated[
-    Path | None,
-    typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
-]
 RunArg = Annotated[str, typer.Argument(help="run name (under --runs-dir) or path", show_default=False)]
 StageOpt = Annotated[
     str | None,
@@ -44,12 +40,6 @@ StageOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print only the result JSON on stdout")]
 NoTerminalOpt = Annotated[bool, typer.Option("--no-terminal", help="no braille plot in the terminal")]
-
-
-def _runs_dir(value: Path | None) -> Path:
-    from idmm_tui.runs.store import default_runs_dir
-
-    return value.expanduser() if value else default_runs_dir()
 
 
 def _device(value: str) -> str:

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from idmm_tui.cli_common import RunsDirOpt, err
+from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.errors import UsageError
-
-err = Console(stderr=True)
 
 _ACTION_STYLE = {"start": "green", "resume": "yellow", "skip": "dim", "busy": "magenta"}
 _OUTCOME_STYLE = {
@@ -25,12 +25,6 @@ _OUTCOME_STYLE = {
     "blocked": "red",
     "busy": "magenta",
 }
-
-
-def _runs_dir(value: Path | None) -> Path:
-    from idmm_tui.runs.store import default_runs_dir
-
-    return value.expanduser() if value else default_runs_dir()
 
 
 def sweep_cmd(
@@ -62,10 +56,7 @@ def sweep_cmd(
     group: Annotated[
         str | None, typer.Option("--group", "-g", help="group name \\[default: the recipe's name]", show_default=False)
     ] = None,
-    runs_dir: Annotated[
-        Path | None,
-        typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
-    ] = None,
+    runs_dir: RunsDirOpt = None,
     launcher: Annotated[
         str | None,
         typer.Option(
@@ -224,10 +215,7 @@ def report_cmd(
             "--paper/--no-paper", help="show the paper's number beside cells whose setting matches one of its tables"
         ),
     ] = True,
-    runs_dir: Annotated[
-        Path | None,
-        typer.Option("--runs-dir", help="where runs live \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False),
-    ] = None,
+    runs_dir: RunsDirOpt = None,
 ) -> None:
     """Paper-shaped tables: method × dataset, pretraining source × target, ablation rows; mean ± std over seeds.
 

@@ -51,7 +51,7 @@ def check_resolution(backbone: str, resolution: int, key: str) -> None:
     try:
         with torch.device("meta"):
             create_backbone(backbone, img_size=resolution, drop_path_rate=0.0)
-    except Exception as exc:  # noqa: BLE001 - any construction failure is a recipe error here
+    except Exception as exc:  # any construction failure is a recipe error here
         detail = str(exc).split(": ", 1)[-1] if str(exc).startswith("backbone") else str(exc)
         raise RecipeError(f"{key} = {resolution} does not work with backbone {backbone!r}: {detail}") from None
 

@@ -76,15 +76,6 @@ def all_reduce_sum(place: Placement, values: list[float]) -> list[float]:
     return t.tolist()
 
 
-def broadcast_flag(place: Placement, flag: bool) -> bool:
-    """True on every rank when rank 0 says so (used for a graceful stop)."""
-    if not place.distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=place.device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def rank_and_world() -> tuple[int, int]:
     """``(rank, world size)`` of the default process group; ``(0, 1)`` when there is none."""
     if dist.is_available() and dist.is_initialized():

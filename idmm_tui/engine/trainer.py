@@ -41,7 +41,7 @@ from idmm_tui.methods import Batch, get_method
 from idmm_tui.methods.base import TwoPart, unwrap
 from idmm_tui.models.registry import create_backbone, load_backbone_state
 from idmm_tui.recipe import FinetuneConfig, OptimConfig, PretrainConfig, Recipe
-from idmm_tui.runs.store import LAST, RUN_MARKER, RunDir
+from idmm_tui.runs.store import LAST, RUN_MARKER, RunDir, now_iso
 
 StageKind = Literal["pretrain", "finetune"]
 
@@ -216,7 +216,7 @@ class Trainer:
         summary = self.run.read_summary()
         summary.update(changes)
         summary["wall_time_s"] = round(self.wall_time(), 2)
-        summary["updated_at"] = _now()
+        summary["updated_at"] = now_iso()
         self.run.write_summary(summary)
 
     # -- data ---------------------------------------------------------------------------------
@@ -538,7 +538,7 @@ class Trainer:
                 "accumulators": vars(pos.acc),
                 "wall_time_s": round(self.wall_time(), 3),
                 "world_size": self.place.world_size,
-                "saved_at": _now(),
+                "saved_at": now_iso(),
             }
             ckpt.save_checkpoint(self.run.checkpoint(LAST), tensors, state, versioned=True)
             if stage_done:
@@ -582,7 +582,7 @@ class Trainer:
         summary = self.run.read_summary() if self.place.is_main else {}
         finals = [s for s in summary.get("stages", {}).values() if s.get("kind") == "finetune"]
         test_acc = finals[-1].get("test_acc") if finals else None
-        self.update_summary(status="completed", finished_at=_now(), test_acc=test_acc, current=None, pid=None)
+        self.update_summary(status="completed", finished_at=now_iso(), test_acc=test_acc, current=None, pid=None)
         self.log(f"run completed: test_acc={test_acc}")
         return self.run.read_summary() if self.place.is_main else {}
 
@@ -608,17 +608,13 @@ def _rank_rng(tensors: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Te
     return states
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 def new_summary(run: RunDir, recipe: Recipe, recipe_sha256: str, stages: list[Stage], world_size: int) -> dict:
     """The summary.json written when a run starts."""
     return {
         "format": RUN_MARKER,
         "name": run.name,
         "status": "running",
-        "started_at": _now(),
+        "started_at": now_iso(),
         "idmm_version": __version__,
         "recipe_sha256": recipe_sha256,
         "backbone": recipe.model.backbone,

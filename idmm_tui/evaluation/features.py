@@ -28,8 +28,8 @@ from idmm_tui.engine.trainer import plan_stages
 from idmm_tui.errors import RunStateError, UsageError
 from idmm_tui.models.registry import create_backbone, load_backbone_state
 from idmm_tui.recipe import FinetuneConfig, Recipe, validate
-from idmm_tui.runs.store import RunDir
-from idmm_tui.zoo.export import finished_stages, timm_state_dict
+from idmm_tui.runs.store import RunDir, finished_stages
+from idmm_tui.zoo.export import timm_state_dict
 
 #: Centre-crop ratio of a pretraining stage's features (fine-tuning stages use their ``eval_crop_pct``).
 DEFAULT_CROP_PCT = float(FinetuneConfig.model_fields["eval_crop_pct"].default)

@@ -23,13 +23,9 @@ from idmm_tui.evaluation.params import ParamsTable, params_points
 from idmm_tui.evaluation.plots import Series, palette, scatter_png
 from idmm_tui.evaluation.records import eval_dir, record_eval, require_not_running
 from idmm_tui.evaluation.tsne import PERPLEXITY, tsne
-from idmm_tui.runs.store import RunDir
+from idmm_tui.runs.store import RunDir, now_iso
 
 KNN_K = 10
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def linear_eval(
@@ -73,7 +69,7 @@ def linear_eval(
         **probe.to_json(),
         "wall_time_s": round(time.monotonic() - start, 2),
         "weights_sha256": frozen.weights_sha256,
-        "evaluated_at": _now(),
+        "evaluated_at": now_iso(),
         "idmm_version": __version__,
     }
     return record, record_eval(run, "linear", frozen.stage, record)

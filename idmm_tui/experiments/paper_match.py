@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from idmm_tui.experiments.report import RunFacts, flatten
+from idmm_tui.experiments.report import RunFacts
+from idmm_tui.recipe import flatten
 
 
 def _finetune_stages(flat: dict[str, Any]) -> list[tuple[Any, Any]]:

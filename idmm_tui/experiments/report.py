@@ -26,6 +26,7 @@ from typing import Any
 
 from idmm_tui.experiments.groups import Group
 from idmm_tui.experiments.sweep import SOURCE_PREFIX
+from idmm_tui.recipe import flatten
 from idmm_tui.runs.store import RunDir, effective_status, iter_metrics
 
 METRICS = ("test_acc", "knn_start", "knn_acc", "linear_acc", "loss_first", "loss_last", "wall_time_s")
@@ -63,21 +64,6 @@ class RunFacts:
     recipe: dict[str, Any]
     metrics: dict[str, float | None]
     source_recipe: dict[str, Any] = field(default_factory=dict)
-
-
-def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}, "finetune": [{"epochs": 2}]}`` -> ``{"a.b": 1, "finetune.0.epochs": 2}``."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for i, item in enumerate(value):
-                out.update(flatten(item, f"{path}.{i}."))
-        else:
-            out[path] = value
-    return out
 
 
 def _read_recipe(run: RunDir) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any
 from idmm_tui.errors import RecipeError, RunStateError, UsageError
 from idmm_tui.experiments.groups import Cell, Group, check_group_name, load_group, manifest_path
 from idmm_tui.recipe import load_raw, to_toml
+from idmm_tui.runs.spawn import idmm_command
 from idmm_tui.runs.store import effective_status, read_json
 
 SOURCE_PREFIX = "source:"
@@ -327,8 +328,7 @@ def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, li
 
 def cell_command(group: Group, cell_plan: CellPlan, *, launcher: list[str] | None = None) -> list[str]:
     """The ``idmm run`` command line of one cell (``launcher`` e.g. ``torchrun --nproc_per_node 4``)."""
-    # torchrun takes "-m module"; the default is this interpreter
-    prefix = [*(launcher or [sys.executable]), "-m", "idmm_tui"]
+    prefix = idmm_command(launcher)
     runs_dir = str(group.runs_dir)
     if cell_plan.action == "resume":
         return [*prefix, "run", "--resume", str(group.run_path(cell_plan.cell))]
@@ -422,7 +422,7 @@ def _run_child(command: list[str]) -> int:
 
     child = subprocess.Popen(command, stdout=sys.stderr.fileno(), process_group=0)
 
-    def forward(signum, frame):  # noqa: ARG001
+    def forward(signum, frame):
         if child.poll() is None:
             child.send_signal(signum)
 

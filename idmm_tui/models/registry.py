@@ -36,7 +36,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
 from idmm_tui.errors import CheckpointError, UnknownNameError, UsageError
-from idmm_tui.models import t2t_vit  # noqa: F401  (registers t2t_vit_* with timm)
+from idmm_tui.models import t2t_vit  # registers t2t_vit_* with timm
 
 #: State-dict key prefixes of classifier heads (dropped when a backbone is loaded for a new task).
 HEAD_PREFIXES = ("head.", "fc.")

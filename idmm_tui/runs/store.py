@@ -43,6 +43,26 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("IDMM_RUNS_DIR") or "runs").expanduser()
 
 
+def runs_dir_or_default(value: Path | str | None) -> Path:
+    """The runs directory a command was given (``--runs-dir``), or :func:`default_runs_dir`."""
+    return Path(value).expanduser() if value else default_runs_dir()
+
+
+def now_iso() -> str:
+    """Local time as the run files record it (``2026-11-26T12:00:00+0000``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def finished_stages(summary: dict[str, Any]) -> list[str]:
+    """Stage names of the run's plan whose final weights were written, in plan order."""
+    stages = summary.get("stages") or {}
+    if not isinstance(stages, dict):
+        return []
+    return [p["name"] for p in summary.get("plan") or []
+            if isinstance(p, dict) and isinstance(stages.get(p.get("name")), dict)
+            and stages[p["name"]].get("status") == "completed"]
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths of one run directory."""

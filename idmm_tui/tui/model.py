@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from idmm_tui.recipe import flatten
 from idmm_tui.runs.store import STATUSES, effective_status, pid_alive  # noqa: F401 (pid_alive re-exported)
 from idmm_tui.tui.downsample import ema
 
@@ -511,20 +512,6 @@ def assign_colors(names: list[str]) -> dict[str, tuple[int, int, int]]:
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of a TOML document; arrays of tables by index (``finetune.0.epochs``)."""
-    out: dict[str, Any] = {}
-    if isinstance(value, dict):
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}{key}."))
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        for i, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}{i}."))
-    else:
-        out[prefix[:-1]] = value
-    return out
 
 
 def parse_recipe(text_: str | None) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import RunStateError
+from idmm_tui.runs.spawn import spawn_detached
 from idmm_tui.runs.store import pid_alive
 from idmm_tui.tui.model import on_this_host, run_status
 
@@ -25,25 +25,8 @@ from idmm_tui.tui.model import on_this_host, run_status
 OUTPUT_DIR = ".idmm-tui"
 
 
-def idmm_command() -> list[str]:
-    return [sys.executable, "-m", "idmm_tui"]
-
-
 def output_path(runs_dir: Path, name: str, suffix: str = "") -> Path:
     return Path(runs_dir) / OUTPUT_DIR / f"{name}{suffix}.out"
-
-
-def _spawn(args: list[str], out: Path) -> subprocess.Popen:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "ab") as handle:
-        return subprocess.Popen(
-            [*idmm_command(), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the dashboard's terminal does not reach the run
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
 
 
 def launch_run(recipe: Path, runs_dir: Path, name: str, overrides: list[str]) -> tuple[subprocess.Popen, Path]:
@@ -52,7 +35,7 @@ def launch_run(recipe: Path, runs_dir: Path, name: str, overrides: list[str]) ->
     for item in overrides:
         args += ["--set", item]
     out = output_path(runs_dir, name)
-    return _spawn(args, out), out
+    return spawn_detached(args, out), out
 
 
 def resume_run(run_path: Path, summary: dict[str, Any]) -> tuple[subprocess.Popen, Path]:
@@ -65,7 +48,7 @@ def resume_run(run_path: Path, summary: dict[str, Any]) -> tuple[subprocess.Pope
     if status not in ("interrupted", "failed"):
         raise RunStateError(f"{run_path.name} has status {status!r}; only interrupted or failed runs resume")
     out = output_path(run_path.parent, run_path.name, "-resume")
-    return _spawn(["run", "--resume", str(run_path)], out), out
+    return spawn_detached(["run", "--resume", str(run_path)], out), out
 
 
 def stop_run(run_path: Path, summary: dict[str, Any]) -> int:

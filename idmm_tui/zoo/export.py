@@ -35,7 +35,7 @@ from idmm_tui.engine.augment import IMAGENET_MEAN, IMAGENET_STD
 from idmm_tui.errors import RunStateError, UsageError
 from idmm_tui.fsutil import atomic_write, atomic_write_text, sha256_file
 from idmm_tui.models.registry import get_backbone_spec, timm_model_args
-from idmm_tui.runs.store import RunDir
+from idmm_tui.runs.store import RunDir, finished_stages
 from idmm_tui.zoo.registry import CARD, CONFIG, WEIGHTS
 
 FORMAT = "idmm-zoo/1"
@@ -56,13 +56,6 @@ class Exported:
     kind: str  # "backbone" | "finetuned"
     sha256: str
     config: dict[str, Any]
-
-
-def finished_stages(summary: dict[str, Any]) -> list[str]:
-    """Stage names of the run's plan whose final weights were written, in plan order."""
-    stages = summary.get("stages") or {}
-    return [p["name"] for p in summary.get("plan", [])
-            if isinstance(p, dict) and (stages.get(p.get("name")) or {}).get("status") == "completed"]
 
 
 def pick_stage(run: RunDir, summary: dict[str, Any], stage: str | None) -> str:

@@ -85,7 +85,7 @@ def resolve_token(token: str | None = None) -> str | None:
         from huggingface_hub import get_token
 
         return get_token()
-    except Exception:  # noqa: BLE001 - a broken login is the same as none here
+    except Exception:  # a broken login is the same as none here
         return None
 
 
@@ -159,7 +159,7 @@ def hub_errors(hub: Hub, repo: str, revision: str | None = None, action: str = "
         raise HubError(f"hub error while trying to {action} {repo}{at}: {first}") from None
     except LocalEntryNotFoundError:
         raise HubUnreachableError(f"hub unreachable while trying to {action} {repo}{at}, and no local copy") from None
-    except Exception as exc:  # noqa: BLE001 - httpx errors and the like: one line, token-free
+    except Exception as exc:  # httpx errors and the like: one line, token-free
         text = redact(str(exc), hub.token).strip()
         first = text.splitlines()[0] if text else ""
         name = type(exc).__name__

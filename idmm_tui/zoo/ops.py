@@ -8,14 +8,13 @@ with a one-line message, raised before anything in the registry changes.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import UsageError, suggest
 from idmm_tui.fsutil import sha256_file
-from idmm_tui.runs.store import default_runs_dir, resolve_run
+from idmm_tui.runs.store import default_runs_dir, now_iso, resolve_run
 from idmm_tui.zoo import catalogue as cat
 from idmm_tui.zoo import hub as hub_mod
 from idmm_tui.zoo import registry as reg
@@ -27,10 +26,6 @@ Say = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     pass
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +146,7 @@ def push_run(
     with reg.staging(zoo_dir) as tmp:
         exported = export_stage(run, tmp, name=name, stage=stage, backbone_only=backbone_only, repo=repo,
                                 license=license)
-        reg.write_source(tmp, dict(source, sha256=exported.sha256, created_at=_now()))
+        reg.write_source(tmp, dict(source, sha256=exported.sha256, created_at=now_iso()))
         model = reg.install(tmp, name, replace=existing is not None, zoo_dir=zoo_dir)
     say(f"saved {name} ({exported.kind}, stage {stage}, sha256 {exported.sha256[:12]}…) in {model.path}")
     result: dict[str, Any] = {"name": name, "path": str(model.path), "stage": stage, "kind": exported.kind,
@@ -170,7 +165,7 @@ def push_run(
             raise type(exc)(f"{exc} (the model is saved locally as {name}; retry the push later)") from None
         src = model.source()
         src["published"] = {"repo": repo, "commit": pushed.commit, "endpoint": hub.endpoint,
-                            "published_at": _now()}
+                            "published_at": now_iso()}
         reg.write_source(model.path, src)
         result.update(repo=repo, commit=pushed.commit, url=pushed.url)
         say(f"pushed {name} to {repo} (commit {pushed.commit[:12]}): {pushed.url}")
@@ -234,7 +229,7 @@ def verify_download(folder: Path, repo: str, commit: str, expected_sha256: str |
         with safe_open(str(weights), framework="pt") as handle:
             if not list(handle.keys()):
                 raise ValueError("no tensors")
-    except Exception as exc:  # noqa: BLE001 - any parse failure means "not safetensors"
+    except Exception as exc:  # any parse failure means "not safetensors"
         raise IntegrityError(f"{reg.WEIGHTS} of {at} is not a readable safetensors file ({exc}); refused") from None
     return actual
 
@@ -282,7 +277,7 @@ def pull_model(
             pulled = hub_mod.download(hub, repo, tmp, revision=rev)
             sha = verify_download(tmp, repo, pulled.commit, expected)
             reg.write_source(tmp, {"origin": "pull", "repo": repo, "revision": rev, "commit": pulled.commit,
-                                   "endpoint": hub.endpoint, "sha256": sha, "pulled_at": _now(),
+                                   "endpoint": hub.endpoint, "sha256": sha, "pulled_at": now_iso(),
                                    "catalogue_verified": bool(expected)})
             model = reg.install(tmp, local_name, replace=existing is not None, zoo_dir=zoo_dir)
     except HubUnreachableError as exc:

@@ -6,7 +6,8 @@ import statistics
 
 import pytest
 
-from idmm_tui.experiments.report import RunFacts, Stat, build, flatten, records, to_csv, to_markdown
+from idmm_tui.experiments.report import RunFacts, Stat, build, records, to_csv, to_markdown
+from idmm_tui.recipe import flatten
 
 
 def fact(values: dict[str, str], acc: float | None, *, seed: int = 0, status: str = "completed", knn=None):

@@ -166,7 +166,7 @@ class LaunchScreen(Screen):
             from idmm_tui.models.registry import backbone_names
 
             self.post_message(RegistriesLoaded(backbone_names(), dataset_names(), method_names()))
-        except Exception as exc:  # noqa: BLE001 - shown in the form, never fatal
+        except Exception as exc:  # shown in the form, never fatal
             self.post_message(RegistriesLoaded([], [], [], error=f"cannot load the registries: {exc}"))
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
@@ -196,7 +196,7 @@ class LaunchScreen(Screen):
             self.post_message(RecipeChecked(token, True, "", defaults, plan, recipe, overrides))
         except IdmmError as exc:
             self.post_message(RecipeChecked(token, False, str(exc), defaults))
-        except Exception as exc:  # noqa: BLE001 - anything else is shown, not raised
+        except Exception as exc:  # anything else is shown, not raised
             self.post_message(RecipeChecked(token, False, f"{type(exc).__name__}: {exc}", defaults))
 
     def _check_data(self, recipe: Any) -> None:
@@ -284,7 +284,7 @@ class LaunchScreen(Screen):
                     try:
                         with select.prevent(Select.Changed):
                             select.value = default
-                    except Exception:  # noqa: BLE001 - a recipe naming an unknown entry: the check says why
+                    except Exception:  # a recipe naming an unknown entry: the check says why
                         pass
         for field in INPUTS:
             default = self.defaults.get(field)

@@ -226,7 +226,7 @@ class RunsScreen(Screen):
             return None
         try:
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - an empty or refreshing table
+        except Exception:  # an empty or refreshing table
             return None
         return Path(key.value) if key.value else None
 

@@ -22,8 +22,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from idmm_tui.errors import IdmmError
+from idmm_tui.runs.store import finished_stages
 from idmm_tui.tui.messages import ZooDone, ZooProgress
-from idmm_tui.tui.model import text, timeline
+from idmm_tui.tui.model import text
 
 if TYPE_CHECKING:
     from idmm_tui.tui.app import IdmmApp
@@ -35,10 +36,6 @@ def fmt_metrics(metrics: Any) -> str:
     if not isinstance(metrics, dict) or not metrics:
         return "–"
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-
-
-def finished_stages(summary: dict[str, Any]) -> list[str]:
-    return [s.name for s in timeline(summary) if s.state == "done"]
 
 
 class PushScreen(ModalScreen[dict | None]):
@@ -166,7 +163,7 @@ class ZooScreen(Screen):
             self.post_message(ZooDone("list", True, str(default_zoo_dir()), list_models()))
         except IdmmError as exc:
             self.post_message(ZooDone("list", False, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - shown, never fatal
+        except Exception as exc:  # shown, never fatal
             self.post_message(ZooDone("list", False, f"{type(exc).__name__}: {exc}"))
 
     @work(thread=True, exclusive=True, group="zoo-op", exit_on_error=False)
@@ -193,7 +190,7 @@ class ZooScreen(Screen):
             self.post_message(ZooDone(action, True, message, result))
         except IdmmError as exc:
             self.post_message(ZooDone(action, False, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - a network or library error: shown, never fatal
+        except Exception as exc:  # a network or library error: shown, never fatal
             self.post_message(ZooDone(action, False, f"{type(exc).__name__}: {exc}"))
 
     # -- messages --------------------------------------------------------------------------------

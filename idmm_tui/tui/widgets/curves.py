@@ -119,7 +119,7 @@ class CurvePlot(PlotextPlot):
             self.last_points = draw_lines(plt, self._lines, max(self.size.width - 8, 10), decimate=self.decimate)
             try:
                 result = super().render()
-            except Exception as exc:  # noqa: BLE001 - a plotting library edge case must not kill the app
+            except Exception as exc:  # a plotting library edge case must not kill the app
                 result = Text(f"cannot draw this plot: {exc}", style="red")
             self.last_build_s = time.perf_counter() - start
             self.last_build_cpu_s = time.thread_time() - cpu
