@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from idmm_tui.cli_common import RunsDirOpt, err
@@ -39,7 +40,6 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(viz_app, name="viz")
 register_experiments(app)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def run_cmd(
       torchrun --nproc_per_node 4 -m idmm_tui run recipes/flowers.toml   (multi-GPU, DDP)
     """
     from idmm_tui.engine.distributed import setup, teardown
-    from idmm_tui.engine.trainer import RunInterrupted, StopRequest
+    from idmm_tui.engine.events import RunInterrupted, StopRequest
     from idmm_tui.launch import execute, open_for_resume, resolve_recipe
     from idmm_tui.progress import make_reporter
 
@@ -100,8 +100,10 @@ def run_cmd(
             run, resolved = _create_on_main(place, recipe, overrides, _runs_dir(runs_dir), name, group)
         previous_handlers = _install_signal_handlers(stop)
         if place.is_main:
-            err.print(f"[bold]run[/] {run.path}  ({'resumed' if resume else 'new'}; device {place.device}"
-                      f"{f', {place.world_size} processes' if place.distributed else ''})")
+            err.print(
+                f"[bold]run[/] {run.path}  ({'resumed' if resume else 'new'}; device {place.device}"
+                f"{f', {place.world_size} processes' if place.distributed else ''})"
+            )
         reporter = make_reporter(err, enabled=place.is_main)
         try:
             with reporter:
@@ -112,8 +114,10 @@ def run_cmd(
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
             if place.is_main:
-                err.print(f"[yellow]interrupted[/] (forced): resume from the last checkpoint with: "
-                          f"idmm run --resume {run.path}")
+                err.print(
+                    f"[yellow]interrupted[/] (forced): resume from the last checkpoint with: "
+                    f"idmm run --resume {run.path}"
+                )
             raise typer.Exit(130) from None
     finally:
         for sig, handler in previous_handlers.items():
@@ -129,10 +133,8 @@ def run_cmd(
 
 def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, name: str | None, group: str | None):
     """Rank 0 creates the run directory; the other ranks learn its path (or rank 0's error)."""
-    import tomllib
-
     from idmm_tui.launch import create_run
-    from idmm_tui.recipe import validate
+    from idmm_tui.recipe import parse_saved_recipe
     from idmm_tui.runs.store import open_run_dir
 
     if not place.distributed:
@@ -150,7 +152,7 @@ def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, n
     if message[0].startswith("error:"):
         raise UsageError(message[0].removeprefix("error:"))
     run = open_run_dir(Path(message[0]))
-    return run, validate(tomllib.loads(run.recipe.read_text(encoding="utf-8")), str(run.recipe))
+    return run, parse_saved_recipe(run.recipe.read_text(encoding="utf-8"), str(run.recipe))
 
 
 def _install_signal_handlers(stop) -> dict:
@@ -176,11 +178,19 @@ def _print_summary(summary: dict[str, Any], path: Path) -> None:
     for col in ("stage", "kind", "res", "epochs", "loss", "test_acc", "img/s"):
         table.add_column(col, justify="right" if col not in ("stage", "kind") else "left")
     for stage_name, s in summary.get("stages", {}).items():
-        table.add_row(stage_name, s.get("kind", ""), str(s.get("resolution", "")), str(s.get("epochs", "")),
-                      _fmt(s.get("loss")), _fmt(s.get("test_acc")), _fmt(s.get("images_per_s"), 0))
+        table.add_row(
+            stage_name,
+            s.get("kind", ""),
+            str(s.get("resolution", "")),
+            str(s.get("epochs", "")),
+            _fmt(s.get("loss")),
+            _fmt(s.get("test_acc")),
+            _fmt(s.get("images_per_s"), 0),
+        )
     Console().print(table)
-    Console().print(f"test_acc [bold]{_fmt(summary.get('test_acc'))}[/]  wall {summary.get('wall_time_s')} s  "
-                    f"run dir {path}")
+    Console().print(
+        f"test_acc [bold]{_fmt(summary.get('test_acc'))}[/]  wall {summary.get('wall_time_s')} s  run dir {path}"
+    )
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -207,12 +217,21 @@ def runs_list(
     for run in list_runs(_runs_dir(runs_dir)):
         s = run.read_summary()
         current = s.get("current") or {}
-        rows.append({
-            "name": run.name, "path": str(run.path), "status": effective_status(s), "backbone": s.get("backbone"),
-            "dataset": s.get("dataset"), "method": s.get("method"), "stage": current.get("stage"),
-            "epoch": current.get("epoch"), "test_acc": s.get("test_acc"), "started_at": s.get("started_at"),
-            "wall_time_s": s.get("wall_time_s"),
-        })
+        rows.append(
+            {
+                "name": run.name,
+                "path": str(run.path),
+                "status": effective_status(s),
+                "backbone": s.get("backbone"),
+                "dataset": s.get("dataset"),
+                "method": s.get("method"),
+                "stage": current.get("stage"),
+                "epoch": current.get("epoch"),
+                "test_acc": s.get("test_acc"),
+                "started_at": s.get("started_at"),
+                "wall_time_s": s.get("wall_time_s"),
+            }
+        )
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -223,8 +242,17 @@ def runs_list(
     for col in ("name", "status", "backbone", "dataset", "method", "stage", "epoch", "test_acc", "wall s"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["status"] or "?", r["backbone"] or "", r["dataset"] or "", r["method"] or "",
-                      r["stage"] or "", _fmt(r["epoch"]), _fmt(r["test_acc"]), _fmt(r["wall_time_s"], 0))
+        table.add_row(
+            r["name"],
+            r["status"] or "?",
+            r["backbone"] or "",
+            r["dataset"] or "",
+            r["method"] or "",
+            r["stage"] or "",
+            _fmt(r["epoch"]),
+            _fmt(r["test_acc"]),
+            _fmt(r["wall_time_s"], 0),
+        )
     Console().print(table)
 
 
@@ -244,10 +272,12 @@ def runs_show(
         return
     _print_summary(summary, rd.path)
     plan = ", ".join(f"{p['name']} ({p['epochs']} ep @ {p['resolution']}px)" for p in summary.get("plan", []))
-    Console().print(f"plan: {plan}\nbackbone {summary.get('backbone')}  dataset {summary.get('dataset')}  "
-                    f"method {summary.get('method')}  seed {summary.get('seed')}")
+    Console().print(
+        f"plan: {plan}\nbackbone {summary.get('backbone')}  dataset {summary.get('dataset')}  "
+        f"method {summary.get('method')}  seed {summary.get('seed')}"
+    )
     if summary.get("error"):
-        Console().print(f"[red]error:[/] {summary['error']}")
+        Console().print(f"[red]error:[/] {escape(str(summary['error']))}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,16 +303,35 @@ def data_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
     specs = [get_dataset_spec(n) for n in dataset_names()]
     if as_json:
-        sys.stdout.write(json.dumps([{"name": s.name, "classes": s.num_classes, "description": s.description,
-                                      "default_root": s.default_root, "downloadable": s.downloadable}
-                                     for s in specs], indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "classes": s.num_classes,
+                        "description": s.description,
+                        "default_root": s.default_root,
+                        "downloadable": s.downloadable,
+                    }
+                    for s in specs
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return
     table = Table()
     for col in ("name", "classes", "train", "test", "download", "description"):
         table.add_column(col)
     for s in specs:
-        table.add_row(s.name, _fmt(s.num_classes), _fmt(s.paper_train_size), _fmt(s.paper_test_size),
-                      "yes" if s.downloadable else "no", s.description)
+        table.add_row(
+            s.name,
+            _fmt(s.num_classes),
+            _fmt(s.paper_train_size),
+            _fmt(s.paper_test_size),
+            "yes" if s.downloadable else "no",
+            s.description,
+        )
     Console().print(table)
 
 
@@ -368,15 +417,30 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
     specs = [get_backbone_spec(n) for n in backbone_names()]
     if as_json:
-        sys.stdout.write(json.dumps([{"name": s.name, "family": s.family, "lr": s.lr,
-                                      "warmup_epochs": s.warmup_epochs, "description": s.description}
-                                     for s in specs], indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "family": s.family.name,
+                        "lr": s.lr,
+                        "warmup_epochs": s.warmup_epochs,
+                        "description": s.description,
+                    }
+                    for s in specs
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return
     table = Table()
     for col in ("name", "family", "lr", "warmup", "resolution", "description"):
         table.add_column(col)
     for s in specs:
-        table.add_row(s.name, s.family, f"{s.lr:g}", str(s.warmup_epochs), str(s.default_resolution), s.description)
+        table.add_row(
+            s.name, s.family.name, f"{s.lr:g}", str(s.warmup_epochs), str(s.default_resolution), s.description
+        )
     Console().print(table)
 
 
@@ -398,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except IdmmError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

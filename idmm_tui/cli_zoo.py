@@ -15,7 +15,7 @@ zoo_app = typer.Typer(
     help=(
         "Share and reuse trained models: a local registry ($IDMM_ZOO_DIR, default ~/.cache/idmm/zoo), "
         "the catalogue (zoo/catalogue.toml) and the Hugging Face Hub.\n\n"
-        "Transfer from a zoo model with  init = \"zoo:NAME\"  in a recipe."
+        'Transfer from a zoo model with  init = "zoo:NAME"  in a recipe.'
     ),
     no_args_is_help=True,
 )
@@ -28,8 +28,9 @@ EndpointOpt = Annotated[
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", help="Hub token \\[default: $HF_TOKEN or the logged-in token]; never printed",
-                 show_default=False),
+    typer.Option(
+        "--token", help="Hub token \\[default: $HF_TOKEN or the logged-in token]; never printed", show_default=False
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
 
@@ -61,8 +62,10 @@ def zoo_list(as_json: JsonOpt = False) -> None:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if not rows:
-        _say(f"no zoo models: the catalogue is empty and {default_zoo_dir()} holds none "
-             "(push one with: idmm zoo push RUN_DIR)")
+        _say(
+            f"no zoo models: the catalogue is empty and {default_zoo_dir()} holds none "
+            "(push one with: idmm zoo push RUN_DIR)"
+        )
         return
     table = Table()
     for col in ("name", "status", "local", "backbone", "method", "dataset", "stage", "px", "metrics", "repo"):
@@ -71,9 +74,18 @@ def zoo_list(as_json: JsonOpt = False) -> None:
         local = "yes" if r.get("local") else "–"
         if r.get("local") and r.get("status") != "local" and r.get("sha256") and not r.get("local_matches"):
             local = "yes (other weights)"
-        table.add_row(r["name"], r.get("status") or "", local, r.get("backbone") or "", r.get("method") or "",
-                      r.get("dataset") or "", r.get("stage") or "", str(r.get("resolution") or ""),
-                      _fmt_metrics(r.get("metrics")), r.get("repo") or "")
+        table.add_row(
+            r["name"],
+            r.get("status") or "",
+            local,
+            r.get("backbone") or "",
+            r.get("method") or "",
+            r.get("dataset") or "",
+            r.get("stage") or "",
+            str(r.get("resolution") or ""),
+            _fmt_metrics(r.get("metrics")),
+            r.get("repo") or "",
+        )
     _wide_console().print(table)
     _say(f"local registry: {default_zoo_dir()}")
 
@@ -94,9 +106,12 @@ def zoo_show(
     entry, local = info["catalogue"], info["local"]
     out.print(f"[bold]{name}[/]")
     if entry:
-        out.print(f"  catalogue: {entry['status']}  repo {entry['repo']}@{entry['revision']}  "
-                  f"{entry['backbone']} / {entry['method']} on {entry['dataset']}  stage {entry['stage']} "
-                  f"({entry['kind']}) at {entry['resolution']} px", highlight=False)
+        out.print(
+            f"  catalogue: {entry['status']}  repo {entry['repo']}@{entry['revision']}  "
+            f"{entry['backbone']} / {entry['method']} on {entry['dataset']}  stage {entry['stage']} "
+            f"({entry['kind']}) at {entry['resolution']} px",
+            highlight=False,
+        )
         out.print(f"  measured: {_fmt_metrics(entry['metrics'])}   sha256 {entry['sha256'] or '–'}", highlight=False)
         for key in ("recipe", "source_run", "paper", "notes"):
             if entry.get(key):
@@ -107,13 +122,20 @@ def zoo_show(
         idmm, source = local["idmm"], local["source"]
         out.print(f"  local: {local['path']}", highlight=False)
         out.print(f"  files: {', '.join(f'{k} ({v:,} B)' for k, v in local['files'].items())}", highlight=False)
-        out.print(f"  timm: {local['architecture']}  num_classes {local['num_classes']}  input {local['input_size']}",
-                  highlight=False)
-        out.print(f"  idmm: {idmm.get('kind')} {idmm.get('backbone')} / {idmm.get('method')} on "
-                  f"{idmm.get('dataset')}, stage {idmm.get('stage')}; metrics {_fmt_metrics(idmm.get('metrics'))}",
-                  highlight=False)
-        origin = (f"pulled from {source.get('repo')}@{str(source.get('commit'))[:12]}" if source.get("origin") == "pull"
-                  else f"pushed from run {source.get('run_name')} stage {source.get('stage')}")
+        out.print(
+            f"  timm: {local['architecture']}  num_classes {local['num_classes']}  input {local['input_size']}",
+            highlight=False,
+        )
+        out.print(
+            f"  idmm: {idmm.get('kind')} {idmm.get('backbone')} / {idmm.get('method')} on "
+            f"{idmm.get('dataset')}, stage {idmm.get('stage')}; metrics {_fmt_metrics(idmm.get('metrics'))}",
+            highlight=False,
+        )
+        origin = (
+            f"pulled from {source.get('repo')}@{str(source.get('commit'))[:12]}"
+            if source.get("origin") == "pull"
+            else f"pushed from run {source.get('run_name')} stage {source.get('stage')}"
+        )
         published = source.get("published") or {}
         if published:
             origin += f"; published as {published.get('repo')}@{str(published.get('commit'))[:12]}"
@@ -129,8 +151,12 @@ def zoo_show(
 @zoo_app.command("pull")
 def zoo_pull(
     ref: Annotated[str, typer.Argument(help="catalogue NAME or Hub repo ORG/REPO", metavar="NAME|ORG/REPO")],
-    revision: Annotated[str | None, typer.Option("--revision", help="branch, tag or commit \\[default: "
-                                                 "the catalogue's pinned revision, else main]")] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision", help="branch, tag or commit \\[default: the catalogue's pinned revision, else main]"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="local name \\[default: NAME or REPO]")] = None,
     force: Annotated[bool, typer.Option("--force", help="replace a local model of that name from elsewhere")] = False,
     endpoint: EndpointOpt = None,
@@ -162,12 +188,21 @@ def zoo_push(
     repo: Annotated[str | None, typer.Option("--repo", help="also upload to this Hub repo (ORG/NAME)")] = None,
     private: Annotated[bool, typer.Option("--private", help="create the Hub repo private")] = False,
     force: Annotated[bool, typer.Option("--force", help="replace a local model of that name")] = False,
-    backbone_only: Annotated[bool, typer.Option("--backbone-only",
-                                                help="drop a fine-tuned stage's classifier head")] = False,
-    license: Annotated[str | None, typer.Option("--license", help="model card licence \\[default: from the "
-                                                "dataset: mit for the embedded data, else other]")] = None,
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="where run names are looked up "
-                                                  "\\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False)] = None,
+    backbone_only: Annotated[
+        bool, typer.Option("--backbone-only", help="drop a fine-tuned stage's classifier head")
+    ] = False,
+    license: Annotated[
+        str | None,
+        typer.Option(
+            "--license", help="model card licence \\[default: from the dataset: mit for the embedded data, else other]"
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs-dir", help="where run names are looked up \\[default: $IDMM_RUNS_DIR or ./runs]", show_default=False
+        ),
+    ] = None,
     endpoint: EndpointOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -182,9 +217,20 @@ def zoo_push(
     """
     from idmm_tui.zoo.ops import push_run
 
-    result = push_run(run_dir, runs_dir=runs_dir.expanduser() if runs_dir else None, stage=stage, name=name,
-                      repo=repo, private=private, force=force, backbone_only=backbone_only, license=license,
-                      endpoint=endpoint, token=token, say=_say)
+    result = push_run(
+        run_dir,
+        runs_dir=runs_dir.expanduser() if runs_dir else None,
+        stage=stage,
+        name=name,
+        repo=repo,
+        private=private,
+        force=force,
+        backbone_only=backbone_only,
+        license=license,
+        endpoint=endpoint,
+        token=token,
+        say=_say,
+    )
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
 

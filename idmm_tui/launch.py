@@ -9,51 +9,48 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from idmm_tui.data.registry import get_dataset_spec, load_configured
 from idmm_tui.engine import checkpoint as ckpt
 from idmm_tui.engine.distributed import Placement
-from idmm_tui.engine.trainer import Reporter, StopRequest, Trainer, new_summary, plan_stages
+from idmm_tui.engine.events import Reporter, RunInterrupted, StopRequest
+from idmm_tui.engine.trainer import Trainer
 from idmm_tui.errors import RecipeError, RunStateError, UsageError
-from idmm_tui.methods import get_method
-from idmm_tui.models.registry import create_backbone, get_backbone_spec
-from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, save_recipe, to_toml, validate
+from idmm_tui.models.registry import check_resolution, get_backbone_spec
+from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, parse_saved_recipe, save_recipe, to_toml
 from idmm_tui.runs.store import LAST, RunDir, create_run_dir, effective_status, open_run_dir
+from idmm_tui.runs.summary import new_summary
+from idmm_tui.stages import plan_stages, recipe_key
 from idmm_tui.transfer import init_lineage, init_loader
 
 
 def resolve_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load + validate a recipe, check every registry name in it, fill backbone defaults."""
-    recipe = load_recipe(path, overrides)
+    return resolve(load_recipe(path, overrides), str(path))
+
+
+def resolve(recipe: Recipe, source: str) -> Recipe:
+    """A validated recipe completed and checked: backbone defaults filled in, every registry name known,
+    at least one stage, every stage's resolution one the backbone can take."""
     spec = get_backbone_spec(recipe.model.backbone)
     get_dataset_spec(recipe.data.dataset)
     recipe = fill_defaults(recipe, spec.lr, spec.warmup_epochs)
-    method = get_method(recipe.pretrain.method)
-    if recipe.pretrain.optimizer == "auto":  # the resolved recipe names the optimiser actually used
-        recipe.pretrain.optimizer = getattr(method, "optimizer", "adamw")
     stages = plan_stages(recipe)
     if not stages:
-        raise RecipeError(f"{path}: nothing to run (no pretraining and no fine-tuning stage with epochs > 0)")
-    keys = [("pretrain.resolution", recipe.pretrain)] if recipe.pretrain.method != "none" else []
-    keys += [(f"finetune.{i}.resolution", ft) for i, ft in enumerate(recipe.finetune) if ft.epochs > 0]
-    for key, cfg in keys:
-        check_resolution(recipe.model.backbone, cfg.resolution, f"{path}: {key}")
+        raise RecipeError(f"{source}: nothing to run (no pretraining and no fine-tuning stage with epochs > 0)")
+    for stage in stages:
+        key = recipe_key(recipe, stage, "resolution")
+        try:
+            check_resolution(recipe.model.backbone, stage.cfg.resolution)
+        except UsageError as exc:
+            detail = str(exc).split(": ", 1)[-1]
+            raise RecipeError(
+                f"{source}: {key} = {stage.cfg.resolution} does not work with backbone "
+                f"{recipe.model.backbone!r}: {detail}"
+            ) from None
     return recipe
-
-
-def check_resolution(backbone: str, resolution: int, key: str) -> None:
-    """Build the backbone on the meta device at ``resolution`` to reject impossible sizes early."""
-    try:
-        with torch.device("meta"):
-            create_backbone(backbone, img_size=resolution, drop_path_rate=0.0)
-    except Exception as exc:  # any construction failure is a recipe error here
-        detail = str(exc).split(": ", 1)[-1] if str(exc).startswith("backbone") else str(exc)
-        raise RecipeError(f"{key} = {resolution} does not work with backbone {backbone!r}: {detail}") from None
 
 
 def default_run_name(recipe: Recipe, recipe_path: Path, runs_dir: Path) -> str:
@@ -111,21 +108,18 @@ def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | 
     if status == "running" and effective_status(summary) == "running" and summary.get("pid") != os.getpid():
         raise RunStateError(f"run {run.path} is still running (pid {summary.get('pid')}); stop it first")
     text = run.recipe.read_text(encoding="utf-8")
-    if summary.get("recipe_sha256") and recipe_digest(text) != summary["recipe_sha256"]:
-        # tolerate formatting-only differences: compare the validated content
-        try:
-            parsed = validate(tomllib.loads(text), str(run.recipe))
-        except (tomllib.TOMLDecodeError, UsageError) as exc:
-            raise RunStateError(f"{run.recipe} was modified and is no longer valid: {exc}") from None
-        if recipe_digest(to_toml(parsed)) != summary["recipe_sha256"]:
-            raise RunStateError(
-                f"{run.recipe} was modified after the run started; resuming would not reproduce it. "
-                "Start a new run from the edited recipe instead"
-            )
+    modified = bool(summary.get("recipe_sha256")) and recipe_digest(text) != summary["recipe_sha256"]
     try:
-        recipe = validate(tomllib.loads(text), str(run.recipe))
-    except tomllib.TOMLDecodeError as exc:
-        raise RunStateError(f"{run.recipe} is not valid TOML ({exc})") from None
+        recipe = parse_saved_recipe(text, str(run.recipe))
+    except UsageError as exc:
+        what = "was modified and is no longer valid" if modified else "is not a valid recipe"
+        raise RunStateError(f"{run.recipe} {what}: {exc}") from None
+    if modified and recipe_digest(to_toml(recipe)) != summary["recipe_sha256"]:
+        # formatting-only differences are tolerated: the validated content is compared
+        raise RunStateError(
+            f"{run.recipe} was modified after the run started; resuming would not reproduce it. "
+            "Start a new run from the edited recipe instead"
+        )
     state = None
     if run.checkpoint(LAST).with_suffix(".json").exists():
         state = ckpt.read_state(run.checkpoint(LAST))
@@ -160,8 +154,6 @@ def execute(
     try:
         return trainer.fit(resume_state)
     except BaseException as exc:
-        from idmm_tui.engine.trainer import RunInterrupted
-
         status = "interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed"
         message = str(exc) or type(exc).__name__
         trainer.update_summary(status=status, error=None if status == "interrupted" else message, pid=None)

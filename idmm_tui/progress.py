@@ -43,18 +43,26 @@ class RichReporter:
     def stage_started(self, stage, total_steps: int, done_steps: int) -> None:
         if self.task is not None:
             self.progress.update(self.task, visible=True)
-        self.task = self.progress.add_task(stage.name, total=total_steps, completed=done_steps,
-                                           epoch="-", loss="-", ips="-")
+        self.task = self.progress.add_task(
+            stage.name, total=total_steps, completed=done_steps, epoch="-", loss="-", ips="-"
+        )
 
     def step(self, stage, epoch: int, step: int, loss: float, images_per_s: float) -> None:
         if self.task is not None:
-            self.progress.update(self.task, completed=step, epoch=f"{epoch}/{stage.cfg.epochs}",
-                                 loss=f"{loss:.4f}", ips=f"{images_per_s:.0f}")
+            self.progress.update(
+                self.task,
+                completed=step,
+                epoch=f"{epoch}/{stage.cfg.epochs}",
+                loss=f"{loss:.4f}",
+                ips=f"{images_per_s:.0f}",
+            )
 
     def epoch_done(self, stage, record: dict[str, Any]) -> None:
         acc = f"  test_acc {record['test_acc']:.2f}" if "test_acc" in record else ""
-        line = (f"{stage.name} epoch {record['epoch']}/{stage.cfg.epochs}  loss {record['loss']:.4f}  "
-                f"{record['images_per_s']:.0f} img/s{acc}")
+        line = (
+            f"{stage.name} epoch {record['epoch']}/{stage.cfg.epochs}  loss {record['loss']:.4f}  "
+            f"{record['images_per_s']:.0f} img/s{acc}"
+        )
         if self.live:
             self.progress.console.log(line) if acc else None
         else:

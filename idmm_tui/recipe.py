@@ -16,12 +16,15 @@ from __future__ import annotations
 import copy
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, WrapValidator, model_validator
 
-from idmm_tui.errors import RecipeError, suggest
+from idmm_tui.errors import RecipeError, UnknownNameError, suggest
+
+#: ``pretrain.method`` of the random-init baseline: no pretraining stage at all.
+NO_PRETRAINING = "none"
 
 
 class _Strict(BaseModel):
@@ -52,7 +55,7 @@ class ModelConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    """Shared optimiser / schedule settings of one stage (AdamW, linear warmup, cosine to min_lr)."""
+    """Shared optimiser / schedule settings of one stage (linear warmup, cosine to min_lr)."""
 
     epochs: int = Field(ge=0, le=100_000, description="epochs of this stage (0 skips it)")
     resolution: int = Field(ge=8, le=1024, description="input size in pixels (square)")
@@ -63,7 +66,6 @@ class OptimConfig(_Strict):
     warmup_epochs: float | None = Field(
         None, ge=0.0, description="linear warmup length (per iteration); unset = backbone default"
     )
-    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="epsilon of Eq. 17")
     grad_clip: float = Field(0.0, ge=0.0, description="max grad norm; 0 = off")
 
     @model_validator(mode="after")
@@ -74,50 +76,31 @@ class OptimConfig(_Strict):
 
 
 class PretrainConfig(OptimConfig):
-    """Self-supervised pretraining on the target images (IDMM by default)."""
+    """What every pretraining method shares (epochs, resolution, batch, optimiser, crops, monitor).
 
-    method: str = Field("idmm", description="pretraining method; 'none' = random-init baseline")
+    Each method extends it with its own settings and defaults, in its own file under
+    :mod:`idmm_tui.methods` (``IdmmConfig``, ``SimCLRConfig``, …); ``method`` selects which one a
+    recipe's ``[pretrain]`` table is validated against (a discriminated union), so a key the chosen
+    method does not have is an error that names the method.
+    """
+
+    method: str = Field("idmm", description="pretraining method (`idmm methods`); 'none' = random-init baseline")
     epochs: int = Field(800, ge=0, le=100_000)
     resolution: int = Field(112, ge=8, le=1024, description="small resolution of all crops (paper: 112)")
     global_crops: int = Field(2, ge=1, le=16, description="crops of scale global_scale per image")
     global_scale: tuple[float, float] = (0.14, 1.0)
     local_crops: int = Field(4, ge=0, le=32, description="crops of scale local_scale; 0 = no multi-crop")
     local_scale: tuple[float, float] = (0.05, 0.4)
-    cutmix_alpha: float = Field(0.5, ge=0.0, description="CutMix Beta(a, a) on instance IDs; 0 = off")
     color_jitter: float = Field(0.8, ge=0.0, le=1.0, description="jitter strength (b, c, s; hue = s/4)")
     color_jitter_prob: float = Field(0.8, ge=0.0, le=1.0)
     grayscale_prob: float = Field(0.2, ge=0.0, le=1.0)
     blur_prob: float = Field(0.5, ge=0.0, le=1.0)
-    head_bias: bool = Field(True, description="bias of the N-way instance head")
     knn_every: int = Field(
         0, ge=0, description="epochs between kNN-accuracy checks of the frozen features (labels only measure); 0 = off"
     )
-    # -- baseline methods (Table 2; settings of Table 10); IDMM reads none of these -----------
-    temperature: float | None = Field(
-        None, gt=0.0, description="softmax temperature tau (DINO: the student's); unset = the method's Table 10 "
-        "value: simclr/supcon 0.1, mocov2/mocov3 0.2, dino 0.1"
-    )
-    proj_dim: int = Field(256, ge=1, le=65_536, description="projection output dim (DINO: bottleneck dim), Table 10")
-    proj_hidden: int = Field(2048, ge=1, le=65_536, description="hidden width of projection/predictor/DINO MLPs")
-    projection_mlp: bool | None = Field(
-        None,
-        description="2-layer projection MLP between features and loss (Table 9); unset = the method's default: "
-        "on for simclr/supcon, off for idmm (its instance head W plays that part)",
-    )
     optimizer: Literal["auto", "adamw", "sgd"] = Field(
-        "auto",
-        description="pretraining optimiser; auto = the method's Table 10 choice: SGD (momentum 0.9) for "
-        "simclr/supcon/mocov2, AdamW for idmm/mocov3/dino",
+        "adamw", description="pretraining optimiser; auto = the method's Table 10 choice (its default)"
     )
-    queue_size: int = Field(2048, ge=1, le=1_000_000, description="mocov2: negative keys kept in the queue")
-    momentum: float = Field(
-        0.99, ge=0.0, le=1.0, description="EMA momentum of key encoder / teacher (mocov3, dino: cosine to 1)"
-    )
-    teacher_temp: float = Field(0.07, gt=0.0, description="dino: final teacher temperature")
-    teacher_temp_start: float = Field(0.04, gt=0.0, description="dino: teacher temperature at epoch 0")
-    teacher_temp_epochs: float = Field(30.0, ge=0.0, description="dino: epochs of linear teacher-temp warmup")
-    center_momentum: float = Field(0.9, ge=0.0, le=1.0, description="dino: momentum of the teacher-output center")
-    dino_out: int = Field(65_536, ge=2, le=1_000_000, description="dino: prototypes (last-layer outputs)")
 
     @model_validator(mode="after")
     def _scales_ordered(self) -> PretrainConfig:
@@ -127,12 +110,19 @@ class PretrainConfig(OptimConfig):
                 raise ValueError(f"{key} must satisfy 0 < low <= high <= 1, got {[lo, hi]}")
         return self
 
+    @model_validator(mode="after")
+    def _auto_optimizer(self) -> PretrainConfig:
+        if self.optimizer == "auto":  # the resolved recipe names the optimiser actually used
+            self.optimizer = type(self).model_fields["optimizer"].default
+        return self
+
 
 class FinetuneConfig(OptimConfig):
     """One supervised fine-tuning stage (DeiT-style recipe)."""
 
     epochs: int = Field(200, ge=0, le=100_000)
     resolution: int = Field(224, ge=8, le=1024)
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="label-smoothed cross-entropy epsilon")
     mixup_alpha: float = Field(0.5, ge=0.0, description="Mixup alpha, used on even epochs; 0 = off")
     cutmix_alpha: float = Field(0.5, ge=0.0, description="CutMix alpha, used on odd epochs; 0 = off")
     randaugment_ops: int = Field(2, ge=0, le=6, description="RandAugment ops per image; 0 = off")
@@ -142,6 +132,73 @@ class FinetuneConfig(OptimConfig):
     grayscale_prob: float = Field(0.2, ge=0.0, le=1.0)
     crop_scale: tuple[float, float] = (0.08, 1.0)
     eval_crop_pct: float = Field(0.875, gt=0.0, le=1.0, description="center crop ratio at test time")
+
+
+def pretrain_config_class(method: str) -> type[PretrainConfig]:
+    """The settings model of pretraining method ``method`` (``UnknownNameError`` when there is none)."""
+    from idmm_tui.methods.base import config_class
+
+    return config_class(method)
+
+
+def pretrain_config(**values: Any) -> PretrainConfig:
+    """``[pretrain]`` settings for ``values["method"]`` (default ``idmm``), validated by that method's model."""
+    return _pretrain_from_table(dict(values))
+
+
+def _pretrain_from_table(raw: dict[str, Any]) -> PretrainConfig:
+    """Validate a ``[pretrain]`` table: ``[pretrain.<method>]`` sub-tables fill in what it leaves unset.
+
+    Every sub-table is checked against its own method's model (a typo in a method that is not chosen
+    is still an error); only the chosen method's one is used. With ``method = "none"`` (no
+    pretraining) any method's keys are accepted and ignored, so a sweep over methods has its
+    random-init row; a key no method has is still an error.
+    """
+    from idmm_tui.methods.base import config_class, is_method_name
+
+    method = raw.get("method", PretrainConfig.model_fields["method"].default)
+    tables = {k: raw.pop(k) for k in list(raw) if isinstance(raw[k], dict) and is_method_name(k)}
+    problems: list[dict[str, Any]] = []
+    for name, table in tables.items():
+        try:
+            config_class(name).model_validate({**table, "method": name})
+        except ValidationError as exc:
+            problems += [_relocated(err, (name,)) for err in exc.errors()]
+    try:
+        cls = config_class(method) if isinstance(method, str) else PretrainConfig
+    except UnknownNameError as exc:
+        problems.append(
+            {"type": "value_error", "loc": ("method",), "input": method, "ctx": {"error": ValueError(str(exc))}}
+        )
+        cls = None
+    if problems:
+        raise ValidationError.from_exception_data("pretrain", problems)
+    if method == NO_PRETRAINING:  # the random-init row of a sweep over methods: their keys have no effect
+        from idmm_tui.methods.base import pretrain_method_names
+
+        owned = {k for m in pretrain_method_names() for k in config_class(m).model_fields}
+        raw = {k: v for k, v in raw.items() if k in PretrainConfig.model_fields or k not in owned}
+    return cls.model_validate({**tables.get(method, {}), **raw})
+
+
+def _relocated(err: dict[str, Any], prefix: tuple[Any, ...]) -> dict[str, Any]:
+    out = {"type": err["type"], "loc": (*prefix, *err["loc"]), "input": err.get("input")}
+    if "ctx" in err:
+        out["ctx"] = err["ctx"]
+    return out
+
+
+def _validate_pretrain(value: Any, handler: Any) -> PretrainConfig:
+    if isinstance(value, PretrainConfig):
+        if type(value) is pretrain_config_class(value.method):
+            return value
+        value = value.model_dump(exclude_unset=True) | {"method": value.method}
+    if not isinstance(value, dict):
+        return handler(value)
+    return _pretrain_from_table(dict(value))
+
+
+PretrainField = Annotated[SerializeAsAny[PretrainConfig], WrapValidator(_validate_pretrain)]
 
 
 class Recipe(_Strict):
@@ -161,7 +218,7 @@ class Recipe(_Strict):
     checkpoint_every_s: float = Field(60.0, ge=0.0, description="min seconds between epoch checkpoints")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    pretrain: PretrainConfig = PretrainConfig()
+    pretrain: PretrainField = Field(default_factory=pretrain_config)
     finetune: list[FinetuneConfig] = Field(default_factory=lambda: [FinetuneConfig()])
 
 
@@ -198,6 +255,28 @@ def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = value
     return out
+
+
+def recipe_keys(table: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a recipe table as dotted keys, the way ``--set`` names them.
+
+    The chosen method's ``[pretrain.<method>]`` table reads as ``pretrain.<key>``; other methods' tables
+    are left out (they do not apply to this run). Used to compare runs and to match them to the paper.
+    """
+    table = dict(table)
+    pretrain = table.get("pretrain")
+    if isinstance(pretrain, dict):
+        method = pretrain.get("method", PretrainConfig.model_fields["method"].default)
+        flat = {k: v for k, v in pretrain.items() if not isinstance(v, dict)}
+        own = pretrain.get(method) if isinstance(method, str) else None
+        table["pretrain"] = {**(own if isinstance(own, dict) else {}), **flat}
+    return flatten(table)
+
+
+def is_method_key(key: str) -> bool:
+    """Whether a dotted ``pretrain.<key>`` belongs to one method's own settings (not shared by all)."""
+    parts = key.split(".")
+    return len(parts) == 2 and parts[0] == "pretrain" and parts[1] not in PretrainConfig.model_fields
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -251,9 +330,7 @@ def apply_override(raw: dict[str, Any], parts: list[str], value: Any, *, shown: 
                 raise RecipeError(f"--set {shown}: '{where}' indexes an array, use a number")
             index = int(part)
             if index > len(node):
-                raise RecipeError(
-                    f"--set {shown}: '{where}' is out of range (the array has {len(node)} elements)"
-                )
+                raise RecipeError(f"--set {shown}: '{where}' is out of range (the array has {len(node)} elements)")
             if index == len(node):
                 node.append({})  # append a new stage: the rest comes from the defaults
             if last:
@@ -273,31 +350,61 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
+def _model_at(loc: tuple[Any, ...], raw: dict[str, Any]) -> Any:
+    """The pydantic model that validates the table at ``loc`` (``[pretrain]``: the chosen method's)."""
     model: Any = Recipe
-    for part in loc:
+    parts = list(loc)
+    if parts[:1] == ["pretrain"]:
+        pretrain = raw.get("pretrain") if isinstance(raw.get("pretrain"), dict) else {}
+        method = parts[1] if len(parts) > 1 and isinstance(pretrain.get(parts[1]), dict) else None
+        try:
+            model = pretrain_config_class(method or str(pretrain.get("method", "idmm")))
+        except UnknownNameError:
+            return None
+        parts = parts[2:] if method else parts[1:]
+    for part in parts:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
         if field is None:
-            return []
+            return None
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
         model = next((a for a in (annotation, *args) if hasattr(a, "model_fields")), None)
         if model is None:
-            return []
-    return list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+            return None
+    return model
 
 
-def _explain(exc: ValidationError, source: str) -> RecipeError:
+def _unknown_key(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """'unknown key' with a did-you-mean; under ``[pretrain]``, which method lacks it and which have it."""
+    model = _model_at(loc[:-1], raw)
+    close = suggest(str(loc[-1]), list(model.model_fields) if model is not None else [])
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    if loc[0] != "pretrain" or model is None:
+        return "unknown key" + (f" ({hint})" if hint else "")
+    from idmm_tui.methods.base import config_class, pretrain_method_names
+
+    method = model.model_fields["method"].default
+    owners = [m for m in pretrain_method_names() if loc[-1] in config_class(m).model_fields]
+    where = ""
+    if owners:
+        where = (
+            f"it is a setting of {', '.join(owners)}: put it under [pretrain.{owners[0]}] to keep it for "
+            f"{owners[0]} runs only"
+        )
+    if where:  # a key of another method is no typo
+        return f"unknown key for pretraining method {method!r} ({where})"
+    return "unknown key" + (f" ({hint})" if hint else "") + f" for pretraining method {method!r}"
+
+
+def _explain(exc: ValidationError, source: str, raw: dict[str, Any]) -> RecipeError:
     lines = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        loc = tuple(p for p in err["loc"] if p not in ("function-after", "function-wrap"))
         key = _format_loc(loc) or "(recipe)"
         if err["type"] == "extra_forbidden":
-            close = suggest(str(loc[-1]), _known_keys_at(loc[:-1]))
-            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-            lines.append(f"{key}: unknown key{hint}")
+            lines.append(f"{key}: {_unknown_key(loc, raw)}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
@@ -311,7 +418,7 @@ def validate(raw: dict[str, Any], source: str) -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(exc, source) from None
+        raise _explain(exc, source, raw) from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -322,6 +429,50 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         parts, value = parse_override(item)
         apply_override(raw, parts, value, shown=item)
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return validate(raw, source)
+
+
+#: ``[pretrain]`` keys of one method or another in recipes saved by idmm 0.1, when every method's
+#: settings shared one flat table (each method read only its own).
+_SHARED_TABLE_KEYS_0_1 = frozenset(
+    {
+        "label_smoothing",
+        "cutmix_alpha",
+        "head_bias",
+        "temperature",
+        "proj_dim",
+        "proj_hidden",
+        "projection_mlp",
+        "queue_size",
+        "momentum",
+        "teacher_temp",
+        "teacher_temp_start",
+        "teacher_temp_epochs",
+        "center_momentum",
+        "dino_out",
+    }
+)
+
+
+def parse_saved_recipe(text: str, source: str) -> Recipe:
+    """The resolved recipe a run directory keeps (``recipe.toml``), validated.
+
+    A recipe saved by idmm 0.1 holds every method's keys in ``[pretrain]``; those the run's method does
+    not have are dropped (that version never read them), so its runs still resume and report.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{source}: invalid TOML: {exc}") from None
+    pretrain = raw.get("pretrain")
+    if isinstance(pretrain, dict) and isinstance(pretrain.get("method", "idmm"), str):
+        try:
+            own = pretrain_config_class(pretrain.get("method", "idmm")).model_fields
+        except UnknownNameError:
+            own = None
+        if own is not None:
+            for key in [k for k in pretrain if k in _SHARED_TABLE_KEYS_0_1 and k not in own]:
+                del pretrain[key]
     return validate(raw, source)
 
 
@@ -339,9 +490,20 @@ def fill_defaults(recipe: Recipe, lr: float, warmup_epochs: float) -> Recipe:
     return out
 
 
+def to_table(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as a TOML table: ``[pretrain]`` holds the shared keys, ``[pretrain.<method>]`` the
+    method's own (so the file stays valid when ``--set pretrain.method=…`` picks another method)."""
+    table = recipe.model_dump(mode="json", exclude_none=True)
+    pretrain = table["pretrain"]
+    own = {k: pretrain.pop(k) for k in list(pretrain) if k not in PretrainConfig.model_fields}
+    if own:
+        pretrain[recipe.pretrain.method] = own
+    return table
+
+
 def to_toml(recipe: Recipe) -> str:
     """The recipe as TOML text (no ``None`` values: unset keys are left out)."""
-    return tomli_w.dumps(recipe.model_dump(mode="json", exclude_none=True))
+    return tomli_w.dumps(to_table(recipe))
 
 
 def save_recipe(recipe: Recipe, path: Path) -> None:

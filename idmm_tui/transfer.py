@@ -32,7 +32,7 @@ def _as_two_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in tensors.items():
         head = next((p for p in HEAD_PREFIXES if key.startswith(p)), None)
-        out["head." + key[len(head):] if head else "backbone." + key] = value
+        out["head." + key[len(head) :] if head else "backbone." + key] = value
     return out
 
 

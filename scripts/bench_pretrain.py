@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from idmm_tui.data.registry import load_split
 from idmm_tui.engine.batches import build_bank
 from idmm_tui.engine.distributed import resolve_device
+from idmm_tui.engine.views import crop_groups
 from idmm_tui.methods import Batch, get_method
-from idmm_tui.methods.idmm import crop_groups
 from idmm_tui.models.registry import create_backbone
 from idmm_tui.recipe import PretrainConfig
 
@@ -80,7 +80,7 @@ def bench_idmm(args, bank, device, amp: bool) -> float:
             start, images = time.perf_counter(), 0
         batch = Batch(img.to(device, non_blocking=True), sizes.to(device), labels.to(device), ids.to(device))
         with autocast(device, amp):
-            loss, seen = method.loss(module, batch, gen, cfg)
+            loss, seen = method.loss(module, batch, gen, cfg, 0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -106,19 +106,29 @@ def main() -> None:
     device = resolve_device(args.device)
     amp = args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda")
     bank = build_bank(load_split(args.dataset, args.root or None, "train"), args.resolution)
-    print(f"backbone {args.backbone}  resolution {args.resolution}  batch {args.batch} (x6 crops)  "
-          f"device {device}  amp {'bf16' if amp else 'off'}  threads {torch.get_num_threads()}")
+    print(
+        f"backbone {args.backbone}  resolution {args.resolution}  batch {args.batch} (x6 crops)  "
+        f"device {device}  amp {'bf16' if amp else 'off'}  threads {torch.get_num_threads()}"
+    )
     plain, idmm = [], []
     for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
         plain.append(bench_plain(args, bank, device, amp))
         idmm.append(bench_idmm(args, bank, device, amp))
     best_plain, best_idmm = max(plain), max(idmm)
-    print(f"plain fwd/bwd/step on pre-made tensors : {best_plain:9.1f} images/s  (runs: "
-          + ", ".join(f"{v:.0f}" for v in plain) + ")")
-    print(f"IDMM step (multi-crop+aug+CutMix)      : {best_idmm:9.1f} images/s  (runs: "
-          + ", ".join(f"{v:.0f}" for v in idmm) + ")")
-    print(f"ratio idmm/plain {best_idmm / best_plain:.3f}  ->  data pipeline overhead "
-          f"{100 * (1 - best_idmm / best_plain):.1f} %")
+    print(
+        f"plain fwd/bwd/step on pre-made tensors : {best_plain:9.1f} images/s  (runs: "
+        + ", ".join(f"{v:.0f}" for v in plain)
+        + ")"
+    )
+    print(
+        f"IDMM step (multi-crop+aug+CutMix)      : {best_idmm:9.1f} images/s  (runs: "
+        + ", ".join(f"{v:.0f}" for v in idmm)
+        + ")"
+    )
+    print(
+        f"ratio idmm/plain {best_idmm / best_plain:.3f}  ->  data pipeline overhead "
+        f"{100 * (1 - best_idmm / best_plain):.1f} %"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 
 from idmm_tui.data.registry import load_configured
 from idmm_tui.engine.batches import build_bank
-from idmm_tui.engine.trainer import make_optimizer
+from idmm_tui.engine.optim import make_optimizer
 from idmm_tui.launch import resolve_recipe
 from idmm_tui.methods import get_method
 from idmm_tui.methods.base import Batch
@@ -52,7 +52,7 @@ def main() -> None:
         print(f"uniform outputs give loss {pairs} * ln {cfg.dino_out} = {pairs * math.log(cfg.dino_out):.2f}")
     start = time.time()
     for step in range(args.steps):
-        loss, _ = method.loss(module, batch, torch.Generator().manual_seed(step), cfg)
+        loss, _ = method.loss(module, batch, torch.Generator().manual_seed(step), cfg, 0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

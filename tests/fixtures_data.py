@@ -91,8 +91,12 @@ def write_lines(path: Path, lines: list[str], newline: str = "\n") -> Path:
 
 
 def make_imagefolder(
-    root: Path, classes: int = 3, per_class: int = 4, size: Size = None,
-    test_per_class: int | None = None, with_test: bool = True,
+    root: Path,
+    classes: int = 3,
+    per_class: int = 4,
+    size: Size = None,
+    test_per_class: int | None = None,
+    with_test: bool = True,
 ) -> DataFixture:
     """``root/train/class_<i>/img_<j>.<ext>`` (+ ``root/test/...``), mixed modes and formats."""
     root = Path(root)
@@ -256,7 +260,10 @@ def make_cars(root: Path, classes: int = 3, per_class: int = 4, size: Size = Non
 
 
 CUB_CLASSES = (
-    "001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross", "004.Groove_billed_Ani",
+    "001.Black_footed_Albatross",
+    "002.Laysan_Albatross",
+    "003.Sooty_Albatross",
+    "004.Groove_billed_Ani",
 )
 
 

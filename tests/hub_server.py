@@ -88,8 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(413, {"error": "body too large"})
         return self.rfile.read(size) if size else b""
 
-    def send(self, status: int, payload=None, headers: dict | None = None, raw: bytes | None = None,
-             head: bool = False) -> None:
+    def send(
+        self, status: int, payload=None, headers: dict | None = None, raw: bytes | None = None, head: bool = False
+    ) -> None:
         data = raw if raw is not None else (json.dumps(payload).encode() if payload is not None else b"")
         self.send_response(status)
         ctype = "application/octet-stream" if raw is not None else "application/json"
@@ -104,8 +105,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def need_write(self) -> None:
         if not self.authorized():
-            raise _Reply(401, {"error": "Invalid credentials in Authorization header"},
-                         {"X-Error-Message": "Invalid credentials in Authorization header"})
+            raise _Reply(
+                401,
+                {"error": "Invalid credentials in Authorization header"},
+                {"X-Error-Message": "Invalid credentials in Authorization header"},
+            )
 
     def repo(self, repo_id: str, *, write: bool = False) -> Repo:
         if write:
@@ -170,8 +174,15 @@ class Handler(BaseHTTPRequestHandler):
         self.repo(repo, write=True)
         files = json.loads(self.body())["files"]
         limit = self.state.lfs_threshold
-        modes = [{"path": f["path"], "uploadMode": "lfs" if limit is not None and f["size"] >= limit else "regular",
-                  "shouldIgnore": False, "oid": None} for f in files]
+        modes = [
+            {
+                "path": f["path"],
+                "uploadMode": "lfs" if limit is not None and f["size"] >= limit else "regular",
+                "shouldIgnore": False,
+                "oid": None,
+            }
+            for f in files
+        ]
         self.send(200, {"files": modes, "commitOid": self.state.repos[repo].branches.get(unquote(rev))})
 
     def lfs_batch(self, repo, **_):
@@ -180,8 +191,10 @@ class Handler(BaseHTTPRequestHandler):
         for obj in json.loads(self.body())["objects"]:
             item = {"oid": obj["oid"], "size": obj["size"]}
             if obj["oid"] not in self.state.lfs:
-                item["actions"] = {"upload": {"href": f"{self.base}/lfs-upload/{obj['oid']}"},
-                                   "verify": {"href": f"{self.base}/lfs-verify/{obj['oid']}"}}
+                item["actions"] = {
+                    "upload": {"href": f"{self.base}/lfs-upload/{obj['oid']}"},
+                    "verify": {"href": f"{self.base}/lfs-verify/{obj['oid']}"},
+                }
             objects.append(item)
         self.send(200, {"transfer": "basic", "objects": objects})
 
@@ -216,19 +229,39 @@ class Handler(BaseHTTPRequestHandler):
                 lfs_paths.add(value["path"])
             elif key in ("deletedFile", "deletedFolder"):
                 files = {p: c for p, c in files.items() if p != value["path"] and not p.startswith(value["path"] + "/")}
-        digest = hashlib.sha1(json.dumps([parent, sorted((p, git_blob_sha(c)) for p, c in files.items()),
-                                          time.time_ns()]).encode()).hexdigest()
+        digest = hashlib.sha1(
+            json.dumps([parent, sorted((p, git_blob_sha(c)) for p, c in files.items()), time.time_ns()]).encode()
+        ).hexdigest()
         repo_obj.commits[digest], repo_obj.lfs_paths[digest] = files, lfs_paths
         repo_obj.branches[rev] = digest
-        self.send(200, {"commitOid": digest, "commitUrl": f"{self.base}/{repo}/commit/{digest}",
-                        "pullRequestUrl": None, "success": True})
+        self.send(
+            200,
+            {
+                "commitOid": digest,
+                "commitUrl": f"{self.base}/{repo}/commit/{digest}",
+                "pullRequestUrl": None,
+                "success": True,
+            },
+        )
 
     def info(self, repo, rev="main", head=False, **_):
         repo_obj = self.repo(repo)
         sha = self.commit(repo_obj, rev)
         siblings = [{"rfilename": p} for p in sorted(repo_obj.commits[sha])]
-        self.send(200, {"id": repo, "modelId": repo, "sha": sha, "private": repo_obj.private, "siblings": siblings,
-                        "lastModified": "2026-01-01T00:00:00.000Z", "tags": [], "library_name": "timm"}, head=head)
+        self.send(
+            200,
+            {
+                "id": repo,
+                "modelId": repo,
+                "sha": sha,
+                "private": repo_obj.private,
+                "siblings": siblings,
+                "lastModified": "2026-01-01T00:00:00.000Z",
+                "tags": [],
+                "library_name": "timm",
+            },
+            head=head,
+        )
 
     def tree(self, repo, rev, head=False, **_):
         repo_obj = self.repo(repo)
@@ -239,8 +272,11 @@ class Handler(BaseHTTPRequestHandler):
             if path in repo_obj.lfs_paths[sha]:
                 pointer = lfs_pointer(content)
                 entry["oid"] = git_blob_sha(pointer)
-                entry["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content),
-                                "pointerSize": len(pointer)}
+                entry["lfs"] = {
+                    "oid": hashlib.sha256(content).hexdigest(),
+                    "size": len(content),
+                    "pointerSize": len(pointer),
+                }
             entries.append(entry)
         self.send(200, entries, head=head)
 
@@ -252,9 +288,13 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha})
         headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha(content)}"', "Accept-Ranges": "bytes"}
         if file in repo_obj.lfs_paths[sha]:
-            headers.update({"X-Linked-Etag": f'"{hashlib.sha256(content).hexdigest()}"',
-                            "X-Linked-Size": str(len(content)),
-                            "ETag": f'"{hashlib.sha256(content).hexdigest()}"'})
+            headers.update(
+                {
+                    "X-Linked-Etag": f'"{hashlib.sha256(content).hexdigest()}"',
+                    "X-Linked-Size": str(len(content)),
+                    "ETag": f'"{hashlib.sha256(content).hexdigest()}"',
+                }
+            )
         self.send(200, raw=content, headers=headers, head=head)
 
 
@@ -288,14 +328,18 @@ class _Server(ThreadingHTTPServer):
 class LoopbackHub:
     """``with LoopbackHub(token="hf_x") as hub: hub.url`` — a Hub on 127.0.0.1 for one test (or module)."""
 
-    def __init__(self, token: str = "hf_loopback_token", lfs_threshold: int | None = None,
-                 lifetime_s: float = 600.0, max_body: int = 64 << 20):
+    def __init__(
+        self,
+        token: str = "hf_loopback_token",
+        lfs_threshold: int | None = None,
+        lifetime_s: float = 600.0,
+        max_body: int = 64 << 20,
+    ):
         self.state = HubState(token, lfs_threshold)
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.state, self.server.max_body = self.state, max_body
         self.lifetime_s = lifetime_s
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._timer = threading.Timer(lifetime_s, self.stop)
         self._timer.daemon = True
 

@@ -1,7 +1,7 @@
 """Shared types for datasets: the ``LabeledImages`` protocol, ``DatasetSpec`` and small helpers.
 
-Dataset modules import from here (never from :mod:`idmm_tui.data.registry`), so the registry can
-import them without a cycle.
+Dataset modules import their helpers from here and ``register_dataset`` from
+:mod:`idmm_tui.data.registry`, which imports no dataset module (it discovers them on first use).
 """
 
 from __future__ import annotations

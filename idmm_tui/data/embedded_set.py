@@ -16,8 +16,9 @@ import numpy as np
 
 from idmm_tui.errors import DatasetNotFoundError
 
-from .base import ArrayDataset, DatasetSpec, LabeledImages
+from .base import ArrayDataset, LabeledImages
 from .fashion_mnist import CLASSES
+from .registry import register_dataset
 
 PATH = Path(__file__).resolve().parent / "embedded" / "fashion_mnist_2040.npz"
 #: sha256 of the arrays (see :func:`arrays_sha256`), as printed by scripts/build_embedded_dataset.py.
@@ -49,15 +50,14 @@ def load_arrays(path: Path = PATH) -> dict[str, np.ndarray]:
     return arrays
 
 
+@register_dataset(
+    "embedded",
+    num_classes=10,
+    default_root="",
+    paper_sizes=(2040, 2000),
+    description="Fashion-MNIST subset shipped with idmm: 2,040 train / 2,000 test, no download",
+)
 def load_embedded(root: Path, split: str, download: bool) -> LabeledImages:
     """The embedded split (``root`` and ``download`` are ignored)."""
     arrays = load_arrays()
     return ArrayDataset(arrays[f"x_{split}"], arrays[f"y_{split}"], CLASSES)
-
-
-SPECS = (
-    DatasetSpec(
-        "embedded", 10, "Fashion-MNIST subset shipped with idmm: 2,040 train / 2,000 test, no download",
-        "", False, 2040, 2000, load_embedded,
-    ),
-)

@@ -13,10 +13,20 @@ import numpy as np
 
 from idmm_tui.errors import DatasetNotFoundError
 
-from .base import DEFAULT_ROOT, ArrayDataset, DatasetSpec, LabeledImages, not_found
+from .base import ArrayDataset, LabeledImages, not_found
+from .registry import register_dataset
 
 CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -83,17 +93,16 @@ def _download(root: Path) -> None:
         raise DatasetNotFoundError(f"could not download Fashion-MNIST into {root}: {exc}") from exc
 
 
+@register_dataset(
+    "fashion_mnist",
+    num_classes=10,
+    downloadable=True,
+    paper_sizes=(60000, 10000),
+    description="Fashion-MNIST, 10 classes, 28x28 grey: 60k train / 10k test",
+)
 def load_fashion_mnist(root: Path, split: str, download: bool) -> LabeledImages:
     """Fashion-MNIST (10 classes, 28x28 grey): 60,000 train / 10,000 test."""
     if download and find_split_files(root, split) is None:
         _download(root)
     images, labels = read_split(root, split)
     return ArrayDataset(images, labels, CLASSES)
-
-
-SPECS = (
-    DatasetSpec(
-        "fashion_mnist", 10, "Fashion-MNIST, 10 classes, 28x28 grey: 60k train / 10k test",
-        DEFAULT_ROOT, True, 60000, 10000, load_fashion_mnist,
-    ),
-)

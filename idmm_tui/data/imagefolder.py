@@ -13,7 +13,8 @@ from PIL import Image
 
 from idmm_tui.errors import DatasetNotFoundError
 
-from .base import DatasetSpec, FileListDataset, LabeledImages, not_found
+from .base import FileListDataset, LabeledImages, not_found
+from .registry import register_dataset
 
 LAYOUT = "<root>/train/<class>/<image> and <root>/test/<class>/<image> (any PIL-readable image)"
 HINT = "Point data.root at the folder holding train/ and test/."
@@ -40,7 +41,8 @@ def images_in(folder: Path) -> list[Path]:
     """Sorted image files under ``folder`` (recursive, hidden files skipped)."""
     exts = image_extensions()
     return sorted(
-        p for p in folder.rglob("*")
+        p
+        for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in exts and not any(part.startswith(".") for part in p.parts[-2:])
     )
 
@@ -75,6 +77,12 @@ def class_folder_images(
     return files, labels, classes
 
 
+@register_dataset(
+    "imagefolder",
+    num_classes=None,
+    default_root="",
+    description="Your own images: <root>/train/<class>/* and <root>/test/<class>/*",
+)
 def load_imagefolder(root: Path, split: str, download: bool) -> LabeledImages:
     """One split of an ImageFolder-style dataset, labels from the train class folders."""
     split_dir = root / split
@@ -82,11 +90,3 @@ def load_imagefolder(root: Path, split: str, download: bool) -> LabeledImages:
     if not files:
         raise not_found("imagefolder", root, LAYOUT, f"{HINT} No images found under {split_dir}.")
     return FileListDataset(files, labels, classes)
-
-
-SPECS = (
-    DatasetSpec(
-        "imagefolder", None, "Your own images: <root>/train/<class>/* and <root>/test/<class>/*",
-        "", False, None, None, load_imagefolder,
-    ),
-)

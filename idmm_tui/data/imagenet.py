@@ -46,8 +46,9 @@ import numpy as np
 from idmm_tui.errors import DatasetNotFoundError, IdmmError, UsageError
 from idmm_tui.fsutil import atomic_write_json
 
-from .base import DEFAULT_ROOT, DatasetSpec, FileListDataset, LabeledImages, find_dir, not_found
+from .base import FileListDataset, LabeledImages, find_dir, not_found
 from .imagefolder import class_folder_images
+from .registry import register_dataset
 
 SUBSET_SEED = 0
 PER_CLASS = 10
@@ -194,6 +195,12 @@ def select_subset(
 # registered datasets
 
 
+@register_dataset(
+    "imagenet",
+    num_classes=1000,
+    paper_sizes=(1_281_167, 50_000),
+    description="ImageNet-style folder: train/<wnid>/* for training, val/<wnid>/* for testing (local files)",
+)
 def load_imagenet(root: Path, split: str, download: bool) -> LabeledImages:
     """The whole ImageNet-style folder: ``train/`` or ``val/``."""
     _, files, labels, classes = split_images("imagenet", root, split)
@@ -211,48 +218,27 @@ def _load_subset(kind: str, root: Path, split: str) -> LabeledImages:
     return FileListDataset(subset.files, subset.labels, subset.classes)
 
 
+@register_dataset(
+    "sin10k",
+    num_classes=1000,
+    paper_sizes=(10_000, 50_000),
+    description="SIN-10k (paper Sec. 4.3): 10 train images per class of an ImageNet folder, seed 0; test val/",
+)
 def load_sin10k(root: Path, split: str, download: bool) -> LabeledImages:
     """SIN-10k: 10 training images per class (seed 0); test = the whole ``val/``."""
     return _load_subset("sin10k", root, split)
 
 
+@register_dataset(
+    "imagenet_random10k",
+    num_classes=1000,
+    paper_sizes=(10_000, 50_000),
+    description="SIN-total 10k: 10,000 train images drawn at random from an ImageNet folder (unbalanced), seed 0; "
+    "test val/",
+)
 def load_random10k(root: Path, split: str, download: bool) -> LabeledImages:
     """10,000 training images drawn at random from the whole ``train/`` (seed 0); test = the whole ``val/``."""
     return _load_subset("random10k", root, split)
-
-
-SPECS = (
-    DatasetSpec(
-        "imagenet",
-        1000,
-        "ImageNet-style folder: train/<wnid>/* for training, val/<wnid>/* for testing (local files)",
-        DEFAULT_ROOT,
-        False,
-        1_281_167,
-        50_000,
-        load_imagenet,
-    ),
-    DatasetSpec(
-        "sin10k",
-        1000,
-        "SIN-10k (paper Sec. 4.3): 10 train images per class of an ImageNet folder, seed 0; test val/",
-        DEFAULT_ROOT,
-        False,
-        10_000,
-        50_000,
-        load_sin10k,
-    ),
-    DatasetSpec(
-        "imagenet_random10k",
-        1000,
-        "SIN-total 10k: 10,000 train images drawn at random from an ImageNet folder (unbalanced), seed 0; test val/",
-        DEFAULT_ROOT,
-        False,
-        10_000,
-        50_000,
-        load_random10k,
-    ),
-)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from idmm_tui.errors import DatasetNotFoundError
 
-from .base import DEFAULT_ROOT, DatasetSpec, FileListDataset, LabeledImages, find_dir, not_found, read_lines
+from .base import FileListDataset, LabeledImages, find_dir, not_found, read_lines
+from .registry import register_dataset
 
 CUB_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 CUB_LAYOUT = (
@@ -14,8 +15,7 @@ CUB_LAYOUT = (
     "images/<class>/<file>.jpg} (or <root> = the CUB_200_2011 folder itself)"
 )
 INDOOR_LAYOUT = (
-    "<root>/indoor67/{Images/<class>/<file>.jpg, TrainImages.txt, TestImages.txt} "
-    "(or <root> = the folder holding them)"
+    "<root>/indoor67/{Images/<class>/<file>.jpg, TrainImages.txt, TestImages.txt} (or <root> = the folder holding them)"
 )
 NO_DOWNLOAD = "Put the files there (this dataset is not downloaded automatically)."
 
@@ -36,6 +36,12 @@ def _check_files(name: str, files: list[Path], base: Path, layout: str) -> None:
         raise not_found(name, base, layout, f"{len(missing)} listed image(s) missing, e.g. {missing[0]}.")
 
 
+@register_dataset(
+    "cub200",
+    num_classes=200,
+    paper_sizes=(5994, 5794),
+    description="Caltech-UCSD Birds-200-2011: official train/test split (local files)",
+)
 def load_cub200(root: Path, split: str, download: bool) -> LabeledImages:
     """CUB-200-2011 (200 bird species): train_test_split.txt (1 = train, 0 = test)."""
     base = find_dir(root, "CUB_200_2011", "images.txt")
@@ -60,6 +66,12 @@ def load_cub200(root: Path, split: str, download: bool) -> LabeledImages:
     return FileListDataset(files, [labels[i] for i in ids], classes)
 
 
+@register_dataset(
+    "indoor67",
+    num_classes=67,
+    paper_sizes=(5360, 1340),
+    description="MIT Indoor67 scenes: TrainImages.txt / TestImages.txt (local files)",
+)
 def load_indoor67(root: Path, split: str, download: bool) -> LabeledImages:
     """MIT Indoor67: TrainImages.txt / TestImages.txt (lines ``<class>/<file>``); classes from both files."""
     base = find_dir(root, "indoor67", "TrainImages.txt")
@@ -76,15 +88,3 @@ def load_indoor67(root: Path, split: str, download: bool) -> LabeledImages:
     files = [base / "Images" / line for line in rows]
     _check_files("indoor67", files, base, INDOOR_LAYOUT)
     return FileListDataset(files, [index[line.split("/", 1)[0]] for line in rows], classes)
-
-
-SPECS = (
-    DatasetSpec(
-        "cub200", 200, "Caltech-UCSD Birds-200-2011: official train/test split (local files)",
-        DEFAULT_ROOT, False, 5994, 5794, load_cub200,
-    ),
-    DatasetSpec(
-        "indoor67", 67, "MIT Indoor67 scenes: TrainImages.txt / TestImages.txt (local files)",
-        DEFAULT_ROOT, False, 5360, 1340, load_indoor67,
-    ),
-)

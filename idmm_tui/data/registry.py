@@ -1,18 +1,22 @@
 """Named datasets: register, list, look up, and load a train/test split.
 
-Importing this module registers the built-in datasets (``embedded`` is the default).
+A dataset registers its loader with ``@register_dataset("name", ...)`` beside the loader (one module
+per family: :mod:`~idmm_tui.data.tv_datasets`, :mod:`~idmm_tui.data.parsed_datasets`, …); the
+registry imports every module of this package on first use, and the modules named by the
+``idmm.datasets`` entry point group (plugins). ``embedded`` is the default.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import UnknownNameError
+from idmm_tui.registry import Registry
 
-from . import embedded_set, fashion_mnist, imagefolder, imagenet, parsed_datasets, tv_datasets
-from .base import SPLITS, ClassSubset, DatasetSpec, LabeledImages
+from .base import DEFAULT_ROOT, SPLITS, ClassSubset, DatasetSpec, LabeledImages, Loader
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -27,29 +31,44 @@ __all__ = [
 ]
 
 DEFAULT_DATASET = "embedded"
-_REGISTRY: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "idmm_tui.data", "idmm.datasets")
 
 
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add ``spec`` under ``spec.name`` (registering the same spec twice is a no-op)."""
-    old = _REGISTRY.get(spec.name)
-    if old is not None and old != spec:
-        raise ValueError(f"dataset {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+def register_dataset(
+    name: str,
+    *,
+    num_classes: int | None,
+    description: str,
+    default_root: str = DEFAULT_ROOT,
+    downloadable: bool = False,
+    paper_sizes: tuple[int | None, int | None] = (None, None),
+) -> Callable[[Loader], Loader]:
+    """Decorator: register ``loader(root, split, download) -> LabeledImages`` as dataset ``name``.
+
+    ``paper_sizes`` are the (train, test) image counts the paper's Table 1 gives (shown by
+    ``idmm data list``); ``default_root`` is where it is looked for when ``data.root`` is empty.
+    """
+
+    def decorate(loader: Loader) -> Loader:
+        DATASETS.add(
+            name,
+            DatasetSpec(
+                name, num_classes, description, default_root, downloadable, paper_sizes[0], paper_sizes[1], loader
+            ),
+        )
+        return loader
+
+    return decorate
 
 
 def dataset_names() -> list[str]:
     """All registered dataset names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(DATASETS.names())
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The spec registered as ``name``; raises :class:`UnknownNameError` with close matches."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("dataset", name, _REGISTRY) from None
+    return DATASETS.get(name)
 
 
 def resolve_root(spec: DatasetSpec, root: str | Path | None) -> Path:
@@ -82,8 +101,3 @@ def load_configured(data: Any, split: str) -> LabeledImages:
         return ClassSubset(images, list(data.classes))
     except ValueError as exc:
         raise RecipeError(f"{exc} ({data.dataset} has {len(images.classes)} classes)") from None
-
-
-for _module in (embedded_set, fashion_mnist, tv_datasets, parsed_datasets, imagefolder, imagenet):
-    for _spec in _module.SPECS:
-        register_dataset(_spec)

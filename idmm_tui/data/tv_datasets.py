@@ -14,8 +14,6 @@ from typing import Any
 from idmm_tui.errors import DatasetNotFoundError
 
 from .base import (
-    DEFAULT_ROOT,
-    DatasetSpec,
     LabeledImages,
     RelabeledConcat,
     dataset_base,
@@ -23,6 +21,7 @@ from .base import (
     not_found,
     read_lines,
 )
+from .registry import register_dataset
 
 FLOWERS_LAYOUT = "<root>/flowers-102/{jpg/image_00001.jpg..., imagelabels.mat, setid.mat}"
 PETS_LAYOUT = "<root>/oxford-iiit-pet/{images/<Breed_N>.jpg, annotations/trainval.txt, annotations/test.txt}"
@@ -85,6 +84,13 @@ def _flowers_class() -> type:
     return LocalFlowers102
 
 
+@register_dataset(
+    "flowers102",
+    num_classes=102,
+    downloadable=True,
+    paper_sizes=(2040, 6149),
+    description="Oxford Flowers-102: train+val / test",
+)
 def load_flowers102(root: Path, split: str, download: bool) -> LabeledImages:
     """Flowers-102: train = trnid + valid (1020 + 1020), test = tstid (6149)."""
     root = dataset_base(root, "flowers-102", "jpg")
@@ -120,6 +126,13 @@ def _pets_classes(base: Path) -> list[str]:
     return [by_label.get(i, f"class_{i + 1}") for i in range(n)]
 
 
+@register_dataset(
+    "pets",
+    num_classes=37,
+    downloadable=True,
+    paper_sizes=(3680, 3669),
+    description="Oxford-IIIT Pets, 37 breeds: trainval / test",
+)
 def load_pets(root: Path, split: str, download: bool) -> LabeledImages:
     """Oxford-IIIT Pets (37 breeds): trainval / test."""
     from torchvision.datasets import OxfordIIITPet
@@ -134,6 +147,13 @@ def load_pets(root: Path, split: str, download: bool) -> LabeledImages:
     return RelabeledConcat([ds], [None], _pets_classes(base))
 
 
+@register_dataset(
+    "dtd",
+    num_classes=47,
+    downloadable=True,
+    paper_sizes=(3760, 1880),
+    description="Describable Textures, partition 1: train1+val1 / test1",
+)
 def load_dtd(root: Path, split: str, download: bool) -> LabeledImages:
     """DTD partition 1: train = train1 + val1, test = test1; classes = union over the three files."""
     from torchvision.datasets import DTD
@@ -154,6 +174,13 @@ def load_dtd(root: Path, split: str, download: bool) -> LabeledImages:
     return RelabeledConcat(parts, [[index[c] for c in p.classes] for p in parts], classes)
 
 
+@register_dataset(
+    "aircraft",
+    num_classes=100,
+    downloadable=True,
+    paper_sizes=(6667, 3333),
+    description="FGVC-Aircraft, 100 variants: trainval / test",
+)
 def load_aircraft(root: Path, split: str, download: bool) -> LabeledImages:
     """FGVC-Aircraft, 100 variants: trainval / test."""
     from torchvision.datasets import FGVCAircraft
@@ -173,6 +200,13 @@ def load_aircraft(root: Path, split: str, download: bool) -> LabeledImages:
     return RelabeledConcat([ds], [None], list(ds.classes))
 
 
+@register_dataset(
+    "cars",
+    num_classes=196,
+    downloadable=False,
+    paper_sizes=(8144, 8041),
+    description="Stanford Cars: train / test (local files only)",
+)
 def load_cars(root: Path, split: str, download: bool) -> LabeledImages:
     """Stanford Cars (196 classes): train / test. The official URL is gone: never downloads."""
     from torchvision.datasets import StanfordCars
@@ -194,16 +228,3 @@ def load_cars(root: Path, split: str, download: bool) -> LabeledImages:
     make = partial(StanfordCars, root, split=split, download=False)
     ds = _build("cars", base, CARS_LAYOUT, make, download=False, downloadable=False)
     return RelabeledConcat([ds], [None], [str(c) for c in ds.classes])
-
-
-def _spec(name: str, n: int, desc: str, sizes: tuple[int, int], loader: Any, dl: bool = True) -> DatasetSpec:
-    return DatasetSpec(name, n, desc, DEFAULT_ROOT, dl, sizes[0], sizes[1], loader)
-
-
-SPECS = (
-    _spec("flowers102", 102, "Oxford Flowers-102: train+val / test", (2040, 6149), load_flowers102),
-    _spec("pets", 37, "Oxford-IIIT Pets, 37 breeds: trainval / test", (3680, 3669), load_pets),
-    _spec("dtd", 47, "Describable Textures, partition 1: train1+val1 / test1", (3760, 1880), load_dtd),
-    _spec("aircraft", 100, "FGVC-Aircraft, 100 variants: trainval / test", (6667, 3333), load_aircraft),
-    _spec("cars", 196, "Stanford Cars: train / test (local files only)", (8144, 8041), load_cars, False),
-)

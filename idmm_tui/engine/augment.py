@@ -117,7 +117,7 @@ def _per_sample(v: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma, [B, 1, H, W]."""
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -172,9 +172,7 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return hsv_to_rgb(torch.stack([hue, hsv[:, 1], hsv[:, 2]], 1)).clamp_(0, 1)
 
 
-def color_jitter(
-    gen: torch.Generator, x: torch.Tensor, strength: float, hue: float, prob: float
-) -> torch.Tensor:
+def color_jitter(gen: torch.Generator, x: torch.Tensor, strength: float, hue: float, prob: float) -> torch.Tensor:
     """ColorJitter(b=c=s=strength, hue) applied with probability ``prob`` per sample.
 
     Factors are drawn per sample; the order of the four ops is drawn per batch (torchvision draws it
@@ -224,9 +222,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return flat.view(b, c, h, w)
 
 
-def random_blur(
-    gen: torch.Generator, x: torch.Tensor, prob: float, sigma: tuple[float, float]
-) -> torch.Tensor:
+def random_blur(gen: torch.Generator, x: torch.Tensor, prob: float, sigma: tuple[float, float]) -> torch.Tensor:
     """GaussianBlur with σ ~ U(sigma) applied with probability ``prob`` per sample."""
     if prob <= 0:
         return x

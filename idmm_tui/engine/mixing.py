@@ -42,9 +42,7 @@ def cutmix_box(gen: torch.Generator, lam: float, height: int, width: int) -> tup
     return y0, y1, x0, x1
 
 
-def cutmix(
-    gen: torch.Generator, images: torch.Tensor, alpha: float, *, lam_at_least_half: bool = True
-) -> Mixed:
+def cutmix(gen: torch.Generator, images: torch.Tensor, alpha: float, *, lam_at_least_half: bool = True) -> Mixed:
     """CutMix the batch with a random permutation of itself (one box and one λ for the batch).
 
     IDMM (METHOD.md): λ ~ Beta(α, α), λ = max(λ, 1 − λ), box from λ, then λ recomputed from the

@@ -14,110 +14,35 @@ fine-tuning); the cosine schedule without the release's bracket bug.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from idmm_tui import __version__
 from idmm_tui.data.registry import load_configured
 from idmm_tui.engine import checkpoint as ckpt
 from idmm_tui.engine.batches import ImageBank, build_bank
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
-from idmm_tui.engine.knn import extract_features, weighted_knn_accuracy
-from idmm_tui.engine.mixing import cutmix, mixed_smoothed_ce, mixup
+from idmm_tui.engine.evaluate import knn_accuracy, top1_accuracy
+from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
+from idmm_tui.engine.optim import make_optimizer
 from idmm_tui.engine.schedule import lr_at
-from idmm_tui.engine.views import eval_views, finetune_views
+from idmm_tui.engine.seeding import derive_seed
 from idmm_tui.errors import CheckpointError, UsageError
-from idmm_tui.methods import Batch, get_method
-from idmm_tui.methods.base import TwoPart, unwrap
+from idmm_tui.methods.base import Batch, Objective, get_method, unwrap
+from idmm_tui.methods.finetune import FINETUNE
 from idmm_tui.models.registry import create_backbone, load_backbone_state
-from idmm_tui.recipe import FinetuneConfig, OptimConfig, PretrainConfig, Recipe
-from idmm_tui.runs.store import LAST, RUN_MARKER, RunDir, now_iso
-
-StageKind = Literal["pretrain", "finetune"]
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of a run."""
-
-    index: int
-    name: str
-    kind: StageKind
-    cfg: PretrainConfig | FinetuneConfig
-
-
-def plan_stages(recipe: Recipe) -> list[Stage]:
-    """The stages a recipe runs: pretraining (unless ``method = "none"`` or 0 epochs), then fine-tuning."""
-    stages: list[Stage] = []
-    if recipe.pretrain.method != "none" and recipe.pretrain.epochs > 0:
-        stages.append(Stage(0, "pretrain", "pretrain", recipe.pretrain))
-    seen: dict[str, int] = {}
-    for ft in recipe.finetune:
-        if ft.epochs == 0:
-            continue
-        base = f"finetune_{ft.resolution}"
-        seen[base] = seen.get(base, 0) + 1
-        name = base if seen[base] == 1 else f"{base}_{seen[base]}"
-        stages.append(Stage(len(stages), name, "finetune", ft))
-    return stages
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed derived from the run seed and a path of names/numbers."""
-    text = "/".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & ((1 << 63) - 1)
-
-
-class Reporter(Protocol):
-    """Receives progress for display (the CLI's progress bar; nothing in the core prints)."""
-
-    def stage_started(self, stage: Stage, total_steps: int, done_steps: int) -> None: ...
-    def step(self, stage: Stage, epoch: int, step: int, loss: float, images_per_s: float) -> None: ...
-    def epoch_done(self, stage: Stage, record: dict[str, Any]) -> None: ...
-    def message(self, text: str) -> None: ...
-    def stage_done(self, stage: Stage, final: dict[str, Any]) -> None: ...
-
-
-class NullReporter:
-    def stage_started(self, stage, total_steps, done_steps):
-        pass
-
-    def step(self, stage, epoch, step, loss, images_per_s):
-        pass
-
-    def epoch_done(self, stage, record):
-        pass
-
-    def message(self, text):
-        pass
-
-    def stage_done(self, stage, final):
-        pass
-
-
-class StopRequest:
-    """Set by a signal handler (Ctrl-C, SIGTERM from the TUI); the loop stops at the next step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.reason = ""
-
-    def request(self, reason: str = "interrupted") -> None:
-        self.requested, self.reason = True, reason
-
-
-class RunInterrupted(Exception):
-    """Training stopped on request after writing a resumable checkpoint."""
+from idmm_tui.recipe import Recipe
+from idmm_tui.runs.store import LAST, RunDir, now_iso
+from idmm_tui.runs.summary import final_test_acc, update_summary, with_stage_done
+from idmm_tui.stages import Stage, plan_stages
 
 
 @dataclass
@@ -158,24 +83,6 @@ class Position:
     acc: Accumulators = field(default_factory=Accumulators)
 
 
-# ---------------------------------------------------------------------------------------------
-
-
-def make_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW (fine-tuning, IDMM, MoCo v3, DINO), or SGD with momentum 0.9 where the pretraining
-    recipe asks for it (Table 10: SimCLR, SupCon, MoCo v2). The schedule sets the lr each step."""
-    if getattr(cfg, "optimizer", "adamw") == "sgd":
-        return torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def classifier_head(num_features: int, num_classes: int) -> nn.Linear:
-    head = nn.Linear(num_features, num_classes)
-    nn.init.trunc_normal_(head.weight, std=0.02)
-    nn.init.zeros_(head.bias)
-    return head
-
-
 class Trainer:
     """Runs (or resumes) all stages of one run directory."""
 
@@ -211,13 +118,8 @@ class Trainer:
         return self._elapsed_before + (time.monotonic() - self._session_start)
 
     def update_summary(self, **changes: Any) -> None:
-        if not self.place.is_main:
-            return
-        summary = self.run.read_summary()
-        summary.update(changes)
-        summary["wall_time_s"] = round(self.wall_time(), 2)
-        summary["updated_at"] = now_iso()
-        self.run.write_summary(summary)
+        if self.place.is_main:
+            update_summary(self.run, self.wall_time(), **changes)
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -232,25 +134,25 @@ class Trainer:
         if key not in self._banks:
             self.log(f"preparing {split} images for {resolution}px")
             data = self.recipe.data
-            self._banks[key] = build_bank(
-                self.split(split), resolution, cache=data.cache, num_workers=data.num_workers
-            )
+            self._banks[key] = build_bank(self.split(split), resolution, cache=data.cache, num_workers=data.num_workers)
         return self._banks[key]
 
     # -- model --------------------------------------------------------------------------------
 
-    def build_module(self, stage: Stage, num_instances: int, num_classes: int) -> nn.Module:
+    def objective(self, stage: Stage) -> Objective:
+        """The stage's objective: the recipe's pretraining method, or fine-tuning."""
+        if stage.kind == "pretrain":
+            method = get_method(self.recipe.pretrain.method)
+            assert method is not None  # plan_stages plans no pretraining stage for "none"
+            return method
+        return FINETUNE
+
+    def build_module(self, stage: Stage, objective: Objective, num_outputs: int) -> nn.Module:
         torch.manual_seed(derive_seed(self.recipe.seed, "init", stage.name))
         backbone = create_backbone(
             self.recipe.model.backbone, img_size=stage.cfg.resolution, drop_path_rate=self.recipe.model.drop_path
         )
-        features = int(backbone.num_features)
-        if stage.kind == "pretrain":
-            method = get_method(self.recipe.pretrain.method)
-            module = method.build(backbone, features, num_instances, stage.cfg)
-        else:
-            module = TwoPart(backbone, classifier_head(features, num_classes))
-        return module
+        return objective.build(backbone, int(backbone.num_features), num_outputs, stage.cfg)
 
     def initial_weights(self, stage: Stage, module: nn.Module) -> str:
         """Load the stage's starting weights: the previous stage's, or the recipe's ``init``."""
@@ -266,8 +168,11 @@ class Trainer:
         backbone = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
         load_backbone_state(module.backbone, backbone)
         head = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
-        fits = stage.kind == "finetune" and head.get("weight") is not None and (
-            head["weight"].shape == module.head.weight.shape)
+        fits = (
+            stage.kind == "finetune"
+            and head.get("weight") is not None
+            and (head["weight"].shape == module.head.weight.shape)
+        )
         wanted = (prev is not None and prev.kind == "finetune") or (prev is None and self.recipe.init_head)
         if prev is None and self.recipe.init_head and not fits:
             shape = tuple(head["weight"].shape) if "weight" in head else "no head"
@@ -315,7 +220,9 @@ class Trainer:
         total_steps = steps_per_epoch * cfg.epochs
         warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
 
-        module = self.build_module(stage, n_train, len(train.classes)).to(self.place.device)
+        objective = self.objective(stage)
+        num_outputs = n_train if stage.kind == "pretrain" else len(train.classes)
+        module = self.build_module(stage, objective, num_outputs).to(self.place.device)
         gen = torch.Generator()
         resumed = pos.global_step > 0 or pos.epoch > 0 or pos.step_in_epoch > 0
         optimizer = make_optimizer(module, cfg)
@@ -331,7 +238,7 @@ class Trainer:
             self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
             if stage.kind == "pretrain" and getattr(cfg, "knn_every", 0):
                 # the monitor's starting point: how good the untrained (or init) features already are
-                knn_start = round(self.knn_accuracy(module, cfg), 4)
+                knn_start = round(self.knn_accuracy(module, cfg.resolution), 4)
                 self.log(f"{stage.name}: kNN accuracy before training {knn_start}")
                 self.update_summary(knn_start={stage.name: knn_start})
         if self.place.distributed:
@@ -343,10 +250,17 @@ class Trainer:
                 # SyncBatchNorm has no CPU kernel, so gloo runs keep per-process BN.
                 module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
             module = DistributedDataParallel(module, device_ids=ids)
-        method = get_method(self.recipe.pretrain.method) if stage.kind == "pretrain" else None
 
-        self.update_summary(current={"stage": stage.name, "stage_index": stage.index, "epoch": pos.epoch + 1,
-                                     "epochs": cfg.epochs, "step": pos.global_step, "total_steps": total_steps})
+        self.update_summary(
+            current={
+                "stage": stage.name,
+                "stage_index": stage.index,
+                "epoch": pos.epoch + 1,
+                "epochs": cfg.epochs,
+                "step": pos.global_step,
+                "total_steps": total_steps,
+            }
+        )
         self.reporter.stage_started(stage, total_steps, pos.global_step)
         epoch = pos.epoch
         while epoch < cfg.epochs:
@@ -355,8 +269,10 @@ class Trainer:
                 gen.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "aug", self.place.rank))
                 torch.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "torch", self.place.rank))
                 pos.acc = Accumulators()
-            order = torch.randperm(n_train, generator=torch.Generator().manual_seed(
-                derive_seed(self.recipe.seed, stage.name, epoch, "order")))
+            order = torch.randperm(
+                n_train,
+                generator=torch.Generator().manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "order")),
+            )
             chunks = torch.split(order[: steps_per_epoch * batch], batch)
             per_rank = batch // world
             mine = [c[self.place.rank * per_rank : (self.place.rank + 1) * per_rank] for c in chunks]
@@ -366,24 +282,25 @@ class Trainer:
                 indices = torch.cat(remaining)
                 tick = time.perf_counter()
                 for images, sizes, labels, ids in train.batches(indices, per_rank, drop_last=False):
-                    lr = lr_at(pos.global_step, total_steps=total_steps, warmup_steps=warmup_steps,
-                               peak=cfg.lr, min_lr=cfg.min_lr)
+                    lr = lr_at(
+                        pos.global_step,
+                        total_steps=total_steps,
+                        warmup_steps=warmup_steps,
+                        peak=cfg.lr,
+                        min_lr=cfg.min_lr,
+                    )
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     dev = self.place.device
                     b = Batch(images.to(dev, non_blocking=True), sizes.to(dev), labels.to(dev), ids.to(dev))
                     with self.autocast():
-                        if method is not None:
-                            loss, seen = method.loss(module, b, gen, cfg)
-                        else:
-                            loss, seen = self.finetune_loss(module, b, gen, cfg, epoch)
+                        loss, seen = objective.loss(module, b, gen, cfg, epoch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
                     optimizer.step()
-                    if method is not None:
-                        method.after_step(unwrap(module), pos.global_step / max(1, total_steps))
+                    objective.after_step(unwrap(module), pos.global_step / max(1, total_steps))
                     loss_value = float(loss.detach())
                     if not math.isfinite(loss_value):
                         raise FloatingPointError(
@@ -395,8 +312,13 @@ class Trainer:
                     tick = now
                     pos.global_step += 1
                     pos.step_in_epoch += 1
-                    self.reporter.step(stage, epoch + 1, pos.global_step, loss_value,
-                                       pos.acc.window_images / max(pos.acc.window_time, 1e-9))
+                    self.reporter.step(
+                        stage,
+                        epoch + 1,
+                        pos.global_step,
+                        loss_value,
+                        pos.acc.window_images / max(pos.acc.window_time, 1e-9),
+                    )
                     if pos.global_step % self.recipe.log_every == 0 or pos.step_in_epoch == steps_per_epoch:
                         self.log_window(stage, epoch, pos, lr)
                     if self.stop_requested():
@@ -411,23 +333,6 @@ class Trainer:
         if not self.amp:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.place.device.type, dtype=torch.bfloat16)
-
-    def finetune_loss(
-        self, module: nn.Module, b: Batch, gen: torch.Generator, cfg: FinetuneConfig, epoch: int
-    ) -> tuple[torch.Tensor, int]:
-        """DeiT-style: label-smoothed CE with Mixup on even epochs and CutMix on odd epochs."""
-        views = finetune_views(gen, b.images, b.sizes, cfg)
-        y = b.labels
-        if epoch % 2 == 0 and cfg.mixup_alpha > 0:
-            mixed = mixup(gen, views, cfg.mixup_alpha)
-        elif epoch % 2 == 1 and cfg.cutmix_alpha > 0:
-            mixed = cutmix(gen, views, cfg.cutmix_alpha, lam_at_least_half=False)
-        else:
-            mixed = None
-        if mixed is None:
-            return mixed_smoothed_ce(module(views), y, y, 1.0, cfg.label_smoothing), views.shape[0]
-        logits = module(mixed.images)
-        return mixed_smoothed_ce(logits, y, y[mixed.perm], mixed.lam, cfg.label_smoothing), views.shape[0]
 
     def stop_requested(self) -> bool:
         flag = self.stop.requested
@@ -462,52 +367,41 @@ class Trainer:
             self.run.append_metrics(record)
         acc.reset_window()
 
-    @torch.no_grad()
-    def evaluate(self, module: nn.Module, test: ImageBank, cfg: FinetuneConfig) -> float:
-        """Top-1 accuracy (%) on the whole test split (sharded over ranks)."""
-        module = unwrap(module)  # no DDP hooks: ranks may see different numbers of test batches
-        module.eval()
-        n = len(test)
-        order = torch.arange(n)[self.place.rank :: self.place.world_size]
-        correct = 0
-        batch = max(1, min(2 * cfg.batch_size // self.place.world_size, 512))
-        for images, sizes, labels, _ in test.batches(order, batch, drop_last=False):
-            views = eval_views(images.to(self.place.device), sizes.to(self.place.device), cfg.resolution,
-                               cfg.eval_crop_pct)
-            with self.autocast():
-                logits = module(views)
-            correct += int((logits.argmax(-1).cpu() == labels).sum())
-        module.train()
-        total_correct, total = all_reduce_sum(self.place, [float(correct), float(len(order))])
-        return 100.0 * total_correct / max(total, 1.0)
-
-    def knn_accuracy(self, module: nn.Module, cfg: PretrainConfig) -> float:
-        """Weighted kNN top-1 (%) of the frozen backbone features: test images vs training images."""
-        backbone = unwrap(module).backbone
-        train, test = self.bank("train", cfg.resolution), self.bank("test", cfg.resolution)
-        feats = [extract_features(backbone, bank, cfg.resolution, self.place.device, autocast=self.autocast())
-                 for bank in (train, test)]
-        return weighted_knn_accuracy(feats[0], train.labels, feats[1], test.labels)
+    def knn_accuracy(self, module: nn.Module, resolution: int) -> float:
+        train, test = self.bank("train", resolution), self.bank("test", resolution)
+        return knn_accuracy(module, train, test, resolution, self.place, self.autocast)
 
     def end_epoch(self, stage, module, optimizer, gen, pos, test, epoch, total_steps, warmup_steps):
         cfg = stage.cfg
         acc = pos.acc
-        lr = lr_at(max(pos.global_step - 1, 0), total_steps=total_steps, warmup_steps=warmup_steps,
-                   peak=cfg.lr, min_lr=cfg.min_lr)
+        lr = lr_at(
+            max(pos.global_step - 1, 0),
+            total_steps=total_steps,
+            warmup_steps=warmup_steps,
+            peak=cfg.lr,
+            min_lr=cfg.min_lr,
+        )
         sums = (acc.epoch_loss, acc.epoch_steps, acc.epoch_images, acc.epoch_time)
         record = self.metrics_record("epoch", stage, epoch, pos, sums, lr)
         last = epoch + 1 == cfg.epochs
         if test is not None and ((epoch + 1) % self.recipe.eval_every == 0 or last):
-            record["test_acc"] = round(self.evaluate(module, test, cfg), 4)
+            record["test_acc"] = round(top1_accuracy(module, test, cfg, self.place, self.autocast), 4)
         knn_every = getattr(cfg, "knn_every", 0)
         if stage.kind == "pretrain" and knn_every and ((epoch + 1) % knn_every == 0 or last):
-            record["knn_acc"] = round(self.knn_accuracy(module, cfg), 4)
+            record["knn_acc"] = round(self.knn_accuracy(module, cfg.resolution), 4)
         if self.place.is_main:
             self.run.append_metrics(record)
         self.reporter.epoch_done(stage, record)
-        current = {"stage": stage.name, "stage_index": stage.index, "epoch": epoch + 1, "epochs": cfg.epochs,
-                   "step": pos.global_step, "total_steps": total_steps, "loss": record["loss"],
-                   "images_per_s": record["images_per_s"]}
+        current = {
+            "stage": stage.name,
+            "stage_index": stage.index,
+            "epoch": epoch + 1,
+            "epochs": cfg.epochs,
+            "step": pos.global_step,
+            "total_steps": total_steps,
+            "loss": record["loss"],
+            "images_per_s": record["images_per_s"],
+        }
         if "test_acc" in record:
             current["test_acc"] = record["test_acc"]
         self.update_summary(current=current)
@@ -544,8 +438,11 @@ class Trainer:
             if stage_done:
                 self.log(f"{stage.name}: finished; weights in checkpoints/{stage.name}.safetensors")
             else:
-                where = (f"after epoch {pos.epoch}" if pos.step_in_epoch == 0
-                         else f"in epoch {pos.epoch + 1} (batch {pos.step_in_epoch})")
+                where = (
+                    f"after epoch {pos.epoch}"
+                    if pos.step_in_epoch == 0
+                    else f"in epoch {pos.epoch + 1} (batch {pos.step_in_epoch})"
+                )
                 self.log(f"{stage.name}: checkpoint {where}, step {pos.global_step}")
         self._last_ckpt_time = time.monotonic()
 
@@ -569,19 +466,13 @@ class Trainer:
                 "metrics": final,
             }
             ckpt.save_checkpoint(self.run.checkpoint(stage.name), state, meta)
-            summary = self.run.read_summary()
-            stages = summary.get("stages", {})
-            stages[stage.name] = {"kind": stage.kind, "resolution": stage.cfg.resolution,
-                                  "epochs": stage.cfg.epochs, "status": "completed", **final}
-            self.update_summary(stages=stages)
+            self.update_summary(stages=with_stage_done(self.run.read_summary(), stage, final))
         done = Position(stage.index + 1)
         self.save_last(stage, module, None, None, done, stage_done=True)
         self.reporter.stage_done(stage, final)
 
     def finish(self) -> dict[str, Any]:
-        summary = self.run.read_summary() if self.place.is_main else {}
-        finals = [s for s in summary.get("stages", {}).values() if s.get("kind") == "finetune"]
-        test_acc = finals[-1].get("test_acc") if finals else None
+        test_acc = final_test_acc(self.run.read_summary()) if self.place.is_main else None
         self.update_summary(status="completed", finished_at=now_iso(), test_acc=test_acc, current=None, pid=None)
         self.log(f"run completed: test_acc={test_acc}")
         return self.run.read_summary() if self.place.is_main else {}
@@ -606,25 +497,3 @@ def _rank_rng(tensors: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Te
             f"the checkpoint holds no RNG state for rank {rank}: it was written with another number of processes"
         )
     return states
-
-
-def new_summary(run: RunDir, recipe: Recipe, recipe_sha256: str, stages: list[Stage], world_size: int) -> dict:
-    """The summary.json written when a run starts."""
-    return {
-        "format": RUN_MARKER,
-        "name": run.name,
-        "status": "running",
-        "started_at": now_iso(),
-        "idmm_version": __version__,
-        "recipe_sha256": recipe_sha256,
-        "backbone": recipe.model.backbone,
-        "dataset": recipe.data.dataset,
-        "method": recipe.pretrain.method,
-        "seed": recipe.seed,
-        "init": recipe.init,
-        "world_size": world_size,
-        "plan": [{"name": s.name, "kind": s.kind, "epochs": s.cfg.epochs, "resolution": s.cfg.resolution}
-                 for s in stages],
-        "stages": {},
-        "test_acc": None,
-    }

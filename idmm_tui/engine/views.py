@@ -31,6 +31,12 @@ def blur_sigma(resolution: int) -> tuple[float, float]:
     return BLUR_SIGMA_AT_112[0] * k, BLUR_SIGMA_AT_112[1] * k
 
 
+def crop_groups(cfg: PretrainConfig) -> list[tuple[int, tuple[float, float]]]:
+    """(number of crops, RandomResizedCrop scale) of each non-empty crop group: global, then local."""
+    groups = [(cfg.global_crops, tuple(cfg.global_scale)), (cfg.local_crops, tuple(cfg.local_scale))]
+    return [(n, s) for n, s in groups if n > 0]
+
+
 def pretrain_crops(
     gen: torch.Generator,
     images: torch.Tensor,

@@ -11,7 +11,6 @@ with the stage's ``eval_crop_pct``; 0.875 for a pretraining stage). Nothing is a
 from __future__ import annotations
 
 import contextlib
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +23,11 @@ from idmm_tui.engine import checkpoint as ckpt
 from idmm_tui.engine.batches import ImageBank, build_bank
 from idmm_tui.engine.distributed import resolve_device
 from idmm_tui.engine.knn import extract_features
-from idmm_tui.engine.trainer import plan_stages
-from idmm_tui.errors import RunStateError, UsageError
+from idmm_tui.errors import RecipeError, RunStateError, UsageError
 from idmm_tui.models.registry import create_backbone, load_backbone_state
-from idmm_tui.recipe import FinetuneConfig, Recipe, validate
+from idmm_tui.recipe import FinetuneConfig, Recipe, parse_saved_recipe
 from idmm_tui.runs.store import RunDir, finished_stages
+from idmm_tui.stages import plan_stages
 from idmm_tui.zoo.export import timm_state_dict
 
 #: Centre-crop ratio of a pretraining stage's features (fine-tuning stages use their ``eval_crop_pct``).
@@ -57,9 +56,8 @@ def choose_stage(run: RunDir, summary: dict[str, Any], stage: str | None) -> str
 def run_recipe(run: RunDir) -> Recipe:
     """The run's resolved recipe, validated."""
     try:
-        text = run.recipe.read_text(encoding="utf-8")
-        return validate(tomllib.loads(text), str(run.recipe))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return parse_saved_recipe(run.recipe.read_text(encoding="utf-8"), str(run.recipe))
+    except (OSError, RecipeError) as exc:
         raise RunStateError(f"{run.recipe} cannot be read ({exc})") from None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from idmm_tui.experiments.report import RunFacts
-from idmm_tui.recipe import flatten
+from idmm_tui.recipe import recipe_keys
 
 
 def _finetune_stages(flat: dict[str, Any]) -> list[tuple[Any, Any]]:
@@ -61,8 +61,8 @@ def paper_number(facts: RunFacts) -> float | None:
     """The paper's top-1 for the setting of this run, or None when no table has exactly it."""
     from idmm_tui.experiments.paper import load_paper_results
 
-    flat = flatten(facts.recipe)
-    source_flat = flatten(facts.source_recipe) if facts.source_recipe else {}
+    flat = recipe_keys(facts.recipe)
+    source_flat = recipe_keys(facts.source_recipe) if facts.source_recipe else {}
     if flat.get("data.classes") or source_flat.get("data.classes"):
         return None
     transfer = bool(source_flat)

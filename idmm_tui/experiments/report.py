@@ -26,7 +26,7 @@ from typing import Any
 
 from idmm_tui.experiments.groups import Group
 from idmm_tui.experiments.sweep import SOURCE_PREFIX
-from idmm_tui.recipe import flatten
+from idmm_tui.recipe import is_method_key, recipe_keys
 from idmm_tui.runs.store import RunDir, effective_status, iter_metrics
 
 METRICS = ("test_acc", "knn_start", "knn_acc", "linear_acc", "loss_first", "loss_last", "wall_time_s")
@@ -128,12 +128,19 @@ def collect(runs: list[RunDir], groups: list[Group]) -> list[RunFacts]:
     facts = [run_facts(run, cell_values.get(run.name)) for run in runs] + not_started
     loose = [f for f in facts if f.name not in cell_values]
     if loose:
-        flat = {f.name: flatten(f.recipe) for f in loose}
+        flat = {f.name: recipe_keys(f.recipe) for f in loose}
         keys = sorted({k for d in flat.values() for k in d} - IGNORED_KEYS)
-        varying = [k for k in keys if len({json.dumps(d.get(k)) for d in flat.values()}) > 1]
+        varying = [k for k in keys if len(_values_of(k, flat.values())) > 1]
         for f in loose:
             f.values = {k: _show(flat[f.name].get(k)) for k in varying}
     return facts
+
+
+def _values_of(key: str, recipes: Any) -> set[str]:
+    """The distinct values of ``key``; a method's own key counts only where the run's method has it
+    (runs of another method lack it because of the method, which is itself a recipe key)."""
+    present = [d for d in recipes if key in d or not is_method_key(key)]
+    return {json.dumps(d.get(key)) for d in present}
 
 
 def _show(value: Any) -> str:
@@ -374,7 +381,7 @@ def describe_runs(facts: Iterable[RunFacts]) -> list[str]:
         ("pretrain.epochs", "pretraining epochs"),
         ("finetune.0.epochs", "fine-tuning epochs"),
     ):
-        seen = {json.dumps(flatten(f.recipe).get(key)) for f in facts}
+        seen = {json.dumps(recipe_keys(f.recipe).get(key)) for f in facts}
         if len(seen) == 1 and not any(key in f.values for f in facts):
             notes.append(f"{label}: {next(iter(seen)).strip(chr(34))}")
     seeds = sorted({f.seed for f in facts})

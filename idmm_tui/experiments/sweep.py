@@ -288,11 +288,13 @@ def _existing_digest(recipe_file: Path) -> str:
     """The digest of an existing run's recipe as this version resolves it (so that a key added to
     the recipe schema since, with its default, does not count as a change)."""
     from idmm_tui.errors import IdmmError
-    from idmm_tui.launch import recipe_digest, resolve_recipe
+    from idmm_tui.launch import recipe_digest, resolve
+    from idmm_tui.recipe import parse_saved_recipe
 
     try:
-        return recipe_digest(to_toml(resolve_recipe(recipe_file)))
-    except IdmmError:
+        saved = parse_saved_recipe(recipe_file.read_text(encoding="utf-8"), str(recipe_file))
+        return recipe_digest(to_toml(resolve(saved, str(recipe_file))))
+    except (IdmmError, OSError):
         return ""
 
 

@@ -1,20 +1,32 @@
-"""Pretraining methods: a registry of objectives (one file each).
+"""Training objectives: the pretraining methods (one file each, registered) and fine-tuning.
 
-A method turns a backbone into a trainable module (backbone + its heads) and computes the
-pretraining loss of one batch. Adding a method = one new file + one ``register_method`` call.
+Adding a pretraining method = one new file here (or in a plugin package, entry point group
+``idmm.methods``) with its settings model and a ``@register_method`` objective; see
+:mod:`idmm_tui.methods.base` and docs/extending.md.
 """
 
-from idmm_tui.methods import dino as _dino  # noqa: F401 (registers "dino")
-from idmm_tui.methods import idmm as _idmm  # noqa: F401 (registers "idmm")
-from idmm_tui.methods import moco as _moco  # noqa: F401 (registers "mocov2", "mocov3")
-from idmm_tui.methods import simclr as _simclr  # noqa: F401 (registers "simclr")
-from idmm_tui.methods import supcon as _supcon  # noqa: F401 (registers "supcon")
 from idmm_tui.methods.base import (
+    METHODS,
+    NO_PRETRAINING,
     Batch,
-    PretrainMethod,
+    Objective,
+    TwoPart,
+    config_class,
     get_method,
     method_names,
     register_method,
+    unwrap,
 )
 
-__all__ = ["Batch", "PretrainMethod", "get_method", "method_names", "register_method"]
+__all__ = [
+    "METHODS",
+    "NO_PRETRAINING",
+    "Batch",
+    "Objective",
+    "TwoPart",
+    "config_class",
+    "get_method",
+    "method_names",
+    "register_method",
+    "unwrap",
+]

@@ -24,18 +24,31 @@ Not reproduced: freezing the last layer in the first epoch, the weight-decay sch
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from idmm_tui.engine.views import pretrain_crops
-from idmm_tui.methods.base import Batch, register_method, unwrap
-from idmm_tui.methods.idmm import crop_groups
-from idmm_tui.methods.moco import MomentumModule, cosine_momentum
+from idmm_tui.engine.views import crop_groups, pretrain_crops
+from idmm_tui.methods.base import Batch, Objective, register_method, unwrap
+from idmm_tui.methods.moco import MomentumModule, MomentumSettings, cosine_momentum
 from idmm_tui.recipe import PretrainConfig
 
-TEMPERATURE = 0.1  # Table 10: the student's
+
+class DINOConfig(MomentumSettings, PretrainConfig):
+    """DINO's settings (Table 10: student τ 0.1, bottleneck dim 256, AdamW; the rest DINO's own)."""
+
+    method: Literal["dino"] = "dino"
+    temperature: float = Field(0.1, gt=0.0, description="the student's softmax temperature tau (Table 10)")
+    teacher_temp: float = Field(0.07, gt=0.0, description="final teacher temperature")
+    teacher_temp_start: float = Field(0.04, gt=0.0, description="teacher temperature at epoch 0")
+    teacher_temp_epochs: float = Field(30.0, ge=0.0, description="epochs of linear teacher-temperature warmup")
+    center_momentum: float = Field(0.9, ge=0.0, le=1.0, description="momentum of the teacher-output center")
+    dino_out: int = Field(65_536, ge=2, le=1_000_000, description="prototypes (last-layer outputs)")
+    optimizer: Literal["auto", "adamw", "sgd"] = "adamw"
 
 
 class WeightNormLinear(nn.Module):
@@ -66,7 +79,7 @@ class DINOHead(nn.Module):
         return self.last_layer(F.normalize(self.mlp(x), dim=-1))
 
 
-def teacher_temperature(cfg: PretrainConfig, progress: float) -> float:
+def teacher_temperature(cfg: DINOConfig, progress: float) -> float:
     """Linear warmup ``teacher_temp_start → teacher_temp`` over ``teacher_temp_epochs`` epochs."""
     epoch = progress * cfg.epochs
     if cfg.teacher_temp_epochs <= 0 or epoch >= cfg.teacher_temp_epochs:
@@ -100,21 +113,22 @@ def update_center(center: torch.Tensor, teacher: torch.Tensor, momentum: float) 
     center.mul_(momentum).add_(total / count, alpha=1.0 - momentum)
 
 
-class DINO:
+@register_method
+class DINO(Objective):
     name = "dino"
-    optimizer = "adamw"  # Table 10
     description = "DINO: self-distillation with an EMA teacher, centering, sharpening, multi-crop (Table 2 baseline)"
-    uses_labels = False
+    Config = DINOConfig
 
-    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
-        module = MomentumModule(backbone, DINOHead(num_features, cfg.dino_out, cfg.proj_hidden, cfg.proj_dim),
-                                cfg.momentum)
+    def build(self, backbone: nn.Module, num_features: int, num_outputs: int, cfg: DINOConfig) -> nn.Module:
+        module = MomentumModule(
+            backbone, DINOHead(num_features, cfg.dino_out, cfg.proj_hidden, cfg.proj_dim), cfg.momentum
+        )
         module.register_buffer("center", torch.zeros(1, cfg.dino_out))
         module.register_buffer("progress", torch.zeros((), dtype=torch.float64))
         return module
 
     def loss(
-        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: DINOConfig, epoch: int
     ) -> tuple[torch.Tensor, int]:
         inner = unwrap(module)
         inner.sync_teacher()
@@ -124,13 +138,10 @@ class DINO:
         student = module(views)
         teacher = inner.teacher(groups[0])
         t_t = teacher_temperature(cfg, float(inner.progress))
-        loss = dino_loss(student, teacher, inner.center, n_global, cfg.temperature or TEMPERATURE, t_t)
+        loss = dino_loss(student, teacher, inner.center, n_global, cfg.temperature, t_t)
         update_center(inner.center, teacher, cfg.center_momentum)
         return loss, views.shape[0] + groups[0].shape[0]
 
     def after_step(self, module: nn.Module, progress: float) -> None:
         module.ema_update(cosine_momentum(module.momentum, progress))
         module.progress.fill_(progress)
-
-
-register_method(DINO())

@@ -19,14 +19,30 @@ between the features and W: the Table 9 ablation, which the paper finds does not
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from idmm_tui.engine.mixing import cutmix, mixed_smoothed_ce
-from idmm_tui.engine.views import pretrain_crops
-from idmm_tui.methods.base import Batch, TwoPart, register_method
-from idmm_tui.methods.simclr import projection_mlp
+from idmm_tui.engine.views import crop_groups, pretrain_crops
+from idmm_tui.methods.base import Batch, Objective, TwoPart, register_method
+from idmm_tui.methods.heads import ProjectionSettings, projection_mlp
 from idmm_tui.recipe import PretrainConfig
+
+
+class IdmmConfig(ProjectionSettings, PretrainConfig):
+    """IDMM's settings (``[pretrain]`` with ``method = "idmm"``): the paper's values by default."""
+
+    method: Literal["idmm"] = "idmm"
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="epsilon of Eq. 17 (0 = hard instance targets)")
+    cutmix_alpha: float = Field(0.5, ge=0.0, description="CutMix Beta(a, a) on instance ids (Eqs. 19-20); 0 = off")
+    head_bias: bool = Field(True, description="bias of the N-way instance head")
+    projection_mlp: bool = Field(
+        False, description="Table 9: a 2-layer projection MLP (proj_hidden -> proj_dim) before W; off in the paper"
+    )
+    optimizer: Literal["auto", "adamw", "sgd"] = "adamw"
 
 
 def instance_head(num_features: int, num_instances: int, bias: bool = True) -> nn.Linear:
@@ -38,26 +54,20 @@ def instance_head(num_features: int, num_instances: int, bias: bool = True) -> n
     return head
 
 
-def crop_groups(cfg: PretrainConfig) -> list[tuple[int, tuple[float, float]]]:
-    """(number of crops, RandomResizedCrop scale) of each non-empty crop group."""
-    groups = [(cfg.global_crops, tuple(cfg.global_scale)), (cfg.local_crops, tuple(cfg.local_scale))]
-    return [(n, s) for n, s in groups if n > 0]
-
-
-class IDMM:
+@register_method
+class IDMM(Objective):
     name = "idmm"
-    optimizer = "adamw"
     description = "parametric instance discrimination + multi-crop + CutMix (the paper's method)"
-    uses_labels = False
+    Config = IdmmConfig
 
-    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
-        head = instance_head(cfg.proj_dim if cfg.projection_mlp else num_features, num_instances, cfg.head_bias)
+    def build(self, backbone: nn.Module, num_features: int, num_outputs: int, cfg: IdmmConfig) -> nn.Module:
+        head = instance_head(cfg.proj_dim if cfg.projection_mlp else num_features, num_outputs, cfg.head_bias)
         if cfg.projection_mlp:  # Table 9's "IDMM + proj. MLP" row: off by default, W is the head
             head = nn.Sequential(projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2), head)
         return TwoPart(backbone, head)
 
     def loss(
-        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: IdmmConfig, epoch: int
     ) -> tuple[torch.Tensor, int]:
         total = torch.zeros((), device=batch.images.device)
         seen = 0
@@ -73,9 +83,3 @@ class IDMM:
             total = total + mixed_smoothed_ce(logits, targets, partner, lam, cfg.label_smoothing)
             seen += views.shape[0]
         return total, seen
-
-    def after_step(self, module: nn.Module, progress: float) -> None:
-        return None
-
-
-register_method(IDMM())

@@ -39,17 +39,43 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from idmm_tui.engine.distributed import gather, rank_and_world
-from idmm_tui.methods.base import Batch, register_method, unwrap
-from idmm_tui.methods.simclr import projection_mlp, two_views
+from idmm_tui.methods.base import Batch, Objective, register_method, unwrap
+from idmm_tui.methods.heads import ProjectionSettings, projection_mlp
+from idmm_tui.methods.simclr import two_views
 from idmm_tui.recipe import PretrainConfig
 
-TEMPERATURE = 0.2  # Table 10, MoCo v2 and v3
+
+class MomentumSettings(ProjectionSettings):
+    """Settings every momentum-encoder method shares."""
+
+    momentum: float = Field(
+        0.99, ge=0.0, le=1.0, description="EMA momentum of the key encoder / teacher (mocov3, dino: cosine to 1)"
+    )
+
+
+class MoCoV2Config(MomentumSettings, PretrainConfig):
+    """MoCo v2's settings (Table 10: τ 0.2, queue 2048, dim 256, SGD)."""
+
+    method: Literal["mocov2"] = "mocov2"
+    temperature: float = Field(0.2, gt=0.0, description="InfoNCE temperature tau (Table 10)")
+    queue_size: int = Field(2048, ge=1, le=1_000_000, description="negative keys kept in the queue (Table 10)")
+    optimizer: Literal["auto", "adamw", "sgd"] = "sgd"
+
+
+class MoCoV3Config(MomentumSettings, PretrainConfig):
+    """MoCo v3's settings (Table 10: τ 0.2, dim 256, AdamW)."""
+
+    method: Literal["mocov3"] = "mocov3"
+    temperature: float = Field(0.2, gt=0.0, description="contrastive temperature tau (Table 10)")
+    optimizer: Literal["auto", "adamw", "sgd"] = "adamw"
 
 
 def cosine_momentum(base: float, progress: float) -> float:
@@ -137,13 +163,13 @@ def moco_v3_ctr(q: torch.Tensor, k: torch.Tensor, temperature: float, offset: in
     return F.cross_entropy(logits, target) * (2 * temperature)
 
 
-class MoCoV2:
+@register_method
+class MoCoV2(Objective):
     name = "mocov2"
-    optimizer = "sgd"  # Table 10
     description = "MoCo v2: InfoNCE against a momentum key encoder and a queue of 2048 keys (Table 2 baseline)"
-    uses_labels = False
+    Config = MoCoV2Config
 
-    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
+    def build(self, backbone: nn.Module, num_features: int, num_outputs: int, cfg: MoCoV2Config) -> nn.Module:
         head = projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2, norm=False)
         module = MomentumModule(backbone, head, cfg.momentum)
         module.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
@@ -151,7 +177,7 @@ class MoCoV2:
         return module
 
     def loss(
-        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: MoCoV2Config, epoch: int
     ) -> tuple[torch.Tensor, int]:
         inner = unwrap(module)
         inner.sync_teacher()
@@ -159,7 +185,7 @@ class MoCoV2:
         b = batch.images.shape[0]
         q = module(views[:b])
         k = F.normalize(inner.teacher(views[b:]).float(), dim=1)
-        loss = infonce_queue(q, k, inner.queue.clone(), cfg.temperature or TEMPERATURE)
+        loss = infonce_queue(q, k, inner.queue.clone(), cfg.temperature)
         enqueue(inner.queue, inner.queue_ptr, gather(k))
         return loss, views.shape[0]
 
@@ -167,19 +193,19 @@ class MoCoV2:
         module.ema_update(module.momentum)
 
 
-class MoCoV3:
+@register_method
+class MoCoV3(Objective):
     name = "mocov3"
-    optimizer = "adamw"  # Table 10
     description = "MoCo v3: symmetric contrastive loss, momentum encoder + predictor (Table 2 baseline)"
-    uses_labels = False
+    Config = MoCoV3Config
 
-    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
+    def build(self, backbone: nn.Module, num_features: int, num_outputs: int, cfg: MoCoV3Config) -> nn.Module:
         head = projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=3, norm=True, last_norm=True)
         predictor = projection_mlp(cfg.proj_dim, cfg.proj_hidden, cfg.proj_dim, layers=2, norm=True)
         return MomentumModule(backbone, head, cfg.momentum, predictor)
 
     def loss(
-        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: MoCoV3Config, epoch: int
     ) -> tuple[torch.Tensor, int]:
         inner = unwrap(module)
         inner.sync_teacher()
@@ -188,14 +214,10 @@ class MoCoV3:
         q = module(views)
         k = inner.teacher(views).float()
         k1, k2 = gather(k[:b]), gather(k[b:])
-        tau = cfg.temperature or TEMPERATURE
+        tau = cfg.temperature
         offset = rank_and_world()[0] * b
         loss = moco_v3_ctr(q[:b], k2, tau, offset) + moco_v3_ctr(q[b:], k1, tau, offset)
         return loss, 2 * views.shape[0]
 
     def after_step(self, module: nn.Module, progress: float) -> None:
         module.ema_update(cosine_momentum(module.momentum, progress))
-
-
-register_method(MoCoV2())
-register_method(MoCoV3())

@@ -7,7 +7,7 @@ the image of view ``i`` and ``τ`` the temperature (Table 10: 0.1), the NT-Xent 
 
     ℓ_i = −log [ exp(z_i·z_{j(i)} / τ) / Σ_{k ≠ i} exp(z_i·z_k / τ) ],      L = (1 / 2B) Σ_i ℓ_i.
 
-Projection MLP (:func:`projection_mlp`): ``Linear(d, proj_hidden) → BatchNorm1d → ReLU →
+Projection MLP (:func:`~idmm_tui.methods.heads.projection_mlp`): ``Linear(d, proj_hidden) → BatchNorm1d → ReLU →
 Linear(proj_hidden, proj_dim)`` as in SimCLR (BN, not LN: the paper's head; under DDP its
 statistics are per device). ``projection_mlp = false`` contrasts the backbone features directly.
 
@@ -19,37 +19,27 @@ DDP averaging the gradients over ranks this is the loss and gradient of ``L`` on
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from idmm_tui.engine.distributed import gather_with_grad
 from idmm_tui.engine.views import pretrain_crops
-from idmm_tui.methods.base import Batch, TwoPart, register_method
+from idmm_tui.methods.base import Batch, Objective, TwoPart, register_method
+from idmm_tui.methods.heads import ProjectionSettings, projection_mlp
 from idmm_tui.recipe import PretrainConfig
 
-TEMPERATURE = 0.1  # Table 10
 
+class SimCLRConfig(ProjectionSettings, PretrainConfig):
+    """SimCLR's settings (Table 10: τ 0.1, projection dim 256, SGD)."""
 
-def projection_mlp(
-    in_dim: int, hidden: int, out_dim: int, layers: int = 2, norm: bool = True, last_norm: bool = False
-) -> nn.Sequential:
-    """``layers`` Linear layers; every hidden one followed by [BatchNorm1d →] ReLU.
-
-    ``last_norm`` adds an affine-free BatchNorm1d on the output (MoCo v3's projector).
-    """
-    mods: list[nn.Module] = []
-    dim = in_dim
-    for _ in range(layers - 1):
-        mods.append(nn.Linear(dim, hidden, bias=not norm))
-        if norm:
-            mods.append(nn.BatchNorm1d(hidden))
-        mods.append(nn.ReLU(inplace=True))
-        dim = hidden
-    mods.append(nn.Linear(dim, out_dim, bias=not last_norm))
-    if last_norm:
-        mods.append(nn.BatchNorm1d(out_dim, affine=False))
-    return nn.Sequential(*mods)
+    method: Literal["simclr"] = "simclr"
+    temperature: float = Field(0.1, gt=0.0, description="NT-Xent temperature tau (Table 10)")
+    projection_mlp: bool = Field(True, description="2-layer projection MLP before the loss (Table 9); off = features")
+    optimizer: Literal["auto", "adamw", "sgd"] = "sgd"
 
 
 def two_views(gen: torch.Generator, batch: Batch, cfg: PretrainConfig) -> torch.Tensor:
@@ -57,8 +47,8 @@ def two_views(gen: torch.Generator, batch: Batch, cfg: PretrainConfig) -> torch.
     return pretrain_crops(gen, batch.images, batch.sizes, 2, tuple(cfg.global_scale), cfg)
 
 
-def contrastive_head(num_features: int, cfg: PretrainConfig) -> nn.Module:
-    if cfg.projection_mlp is False:  # unset (None) = on: SimCLR's default (Table 9)
+def contrastive_head(num_features: int, cfg: SimCLRConfig) -> nn.Module:
+    if not cfg.projection_mlp:
         return nn.Identity()
     return projection_mlp(num_features, cfg.proj_hidden, cfg.proj_dim, layers=2, norm=True)
 
@@ -83,24 +73,18 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.cross_entropy(sim, target)
 
 
-class SimCLR:
+@register_method
+class SimCLR(Objective):
     name = "simclr"
     description = "SimCLR: NT-Xent contrastive loss on 2 views with a projection MLP (Table 2 baseline)"
-    uses_labels = False
-    optimizer = "sgd"  # Table 10
+    Config = SimCLRConfig
 
-    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
+    def build(self, backbone: nn.Module, num_features: int, num_outputs: int, cfg: SimCLRConfig) -> nn.Module:
         return TwoPart(backbone, contrastive_head(num_features, cfg))
 
     def loss(
-        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: SimCLRConfig, epoch: int
     ) -> tuple[torch.Tensor, int]:
         views = two_views(gen, batch, cfg)
         z = module(views)
-        return nt_xent(z, cfg.temperature or TEMPERATURE), views.shape[0]
-
-    def after_step(self, module: nn.Module, progress: float) -> None:
-        return None
-
-
-register_method(SimCLR())
+        return nt_xent(z, cfg.temperature), views.shape[0]

@@ -15,16 +15,27 @@ Uses ``batch.labels`` (the only baseline that does). The reference code's extra 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from idmm_tui.engine.distributed import gather, gather_with_grad
-from idmm_tui.methods.base import Batch, TwoPart, register_method
+from idmm_tui.methods.base import Batch, Objective, TwoPart, register_method
+from idmm_tui.methods.heads import ProjectionSettings
 from idmm_tui.methods.simclr import contrastive_head, self_mask, two_views
 from idmm_tui.recipe import PretrainConfig
 
-TEMPERATURE = 0.1  # Table 10
+
+class SupConConfig(ProjectionSettings, PretrainConfig):
+    """SupCon's settings (Table 10: τ 0.1, projection dim 256, SGD)."""
+
+    method: Literal["supcon"] = "supcon"
+    temperature: float = Field(0.1, gt=0.0, description="SupCon temperature tau (Table 10)")
+    projection_mlp: bool = Field(True, description="2-layer projection MLP before the loss (Table 9); off = features")
+    optimizer: Literal["auto", "adamw", "sgd"] = "sgd"
 
 
 def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -43,25 +54,20 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> to
     return -pos_log_prob.mean()
 
 
-class SupCon:
+@register_method
+class SupCon(Objective):
     name = "supcon"
     description = "SupCon: supervised contrastive loss over same-class views (uses labels; Table 2 baseline)"
+    Config = SupConConfig
     uses_labels = True
-    optimizer = "sgd"  # Table 10
 
-    def build(self, backbone: nn.Module, num_features: int, num_instances: int, cfg: PretrainConfig) -> nn.Module:
+    def build(self, backbone: nn.Module, num_features: int, num_outputs: int, cfg: SupConConfig) -> nn.Module:
         return TwoPart(backbone, contrastive_head(num_features, cfg))
 
     def loss(
-        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: PretrainConfig
+        self, module: nn.Module, batch: Batch, gen: torch.Generator, cfg: SupConConfig, epoch: int
     ) -> tuple[torch.Tensor, int]:
         views = two_views(gen, batch, cfg)
         z = module(views)
         labels = batch.labels.repeat(2)
-        return supcon_loss(z, labels, cfg.temperature or TEMPERATURE), views.shape[0]
-
-    def after_step(self, module: nn.Module, progress: float) -> None:
-        return None
-
-
-register_method(SupCon())
+        return supcon_loss(z, labels, cfg.temperature), views.shape[0]

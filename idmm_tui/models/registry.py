@@ -1,24 +1,12 @@
-"""Backbone registry: a name → a timm architecture + its kwargs + the paper's training defaults.
+"""Backbone registry: a name → a timm architecture + its kwargs + its family (paper defaults, input rules).
 
-Every backbone is built by ``timm.create_model(spec.timm_arch, num_classes=0, **model_args)``, so a
-model's ``forward`` returns its pooled feature ``[B, model.num_features]``:
-
-* DeiT / ViT (``family="vit"``): the CLS token after the final norm (timm's ``global_pool="token"``).
-* PVTv2 (``"pvt"``): the mean of the last stage's feature map.
-* T2T-ViT (``"t2t"``): the CLS token after the final norm (see :mod:`idmm_tui.models.t2t_vit`).
-
-The small CPU-sized ViTs are plain timm ViTs with other sizes (``deit_tiny_patch16_224`` plus
-``model_args``), never a new timm registration, so a checkpoint exported with a ``config.json``
-holding ``{"architecture", "model_args"}`` is rebuilt by plain timm:
-
-============  =====  =====  =====  =====  =========  ==============================================
-name          patch  embed  depth  heads  default px  params (backbone, at default px)
-============  =====  =====  =====  =====  =========  ==============================================
-vit_nano_p2   2      64     6      2      32          0.32M (unit tests, 32-px images, 16×16 grid)
-vit_pico_p4   4      64     4      2      28          0.20M (fast CPU demos on 16–28 px images)
-vit_micro_p4  4      128    4      4      32          0.81M (the paper's Fig. 3 0.8M-size model)
-vit_mini_p4   4      192    6      3      64          2.73M (DeiT-Tiny's width, half its depth)
-============  =====  =====  =====  =====  =========  ==============================================
+Backbones register with ``@register_backbone(FAMILY, description=...)`` on a function that returns the
+timm architecture and its ``model_args`` (:class:`TimmArch`), beside their family: DeiT and the small
+ViTs in :mod:`~idmm_tui.models.vit`, PVTv2 in :mod:`~idmm_tui.models.pvt`, T2T-ViT in
+:mod:`~idmm_tui.models.t2t_vit` (a plugin package may add more through the ``idmm.backbones`` entry
+point group). Every backbone is built by ``timm.create_model(arch, num_classes=0, **model_args)``, so
+a model's ``forward`` returns its pooled feature ``[B, model.num_features]`` (what it is, the family
+says: :attr:`BackboneFamily.pooled_feature`).
 
 Fine-tuning (:func:`load_backbone_state`) drops any classifier head and bicubically resamples the
 absolute position embedding (``pos_embed``: DeiT/ViT and T2T-ViT; PVTv2 has none) to the new grid.
@@ -27,106 +15,103 @@ absolute position embedding (``pos_embed``: DeiT/ViT and T2T-ViT; PVTv2 has none
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import timm
+import torch
 from timm.layers import resample_abs_pos_embed
 from torch import Tensor, nn
 
-from idmm_tui.errors import CheckpointError, UnknownNameError, UsageError
-from idmm_tui.models import t2t_vit  # registers t2t_vit_* with timm
+from idmm_tui.errors import CheckpointError, UsageError
+from idmm_tui.models.family import BackboneFamily
+from idmm_tui.registry import Registry
 
 #: State-dict key prefixes of classifier heads (dropped when a backbone is loaded for a new task).
 HEAD_PREFIXES = ("head.", "fc.")
 #: The state-dict key of the absolute position embedding (ViT/DeiT and T2T-ViT; PVTv2 has none).
 POS_EMBED_KEY = "pos_embed"
 
-_VIT_LR, _VIT_WARMUP = 5e-4, 2  # paper: DeiT/ViT
-_PVT_LR, _PVT_WARMUP = 1e-3, 10  # paper: PVTv2 and T2T-ViT
+
+class TimmArch:
+    """A timm architecture name and the kwargs that size it (what a registered backbone function returns)."""
+
+    def __init__(self, arch: str, **model_args: Any) -> None:
+        self.arch, self.model_args = arch, model_args
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """One registered backbone: how timm builds it and its paper training defaults."""
+    """One registered backbone: how timm builds it, its family and its default input size."""
 
     name: str
     timm_arch: str
     model_args: dict[str, Any] = field(hash=False)
-    family: str  # "vit" | "pvt" | "t2t"
-    lr: float
-    warmup_epochs: int
+    family: BackboneFamily
     default_resolution: int
     description: str
-    needs_idmm: bool = False
+    paper: bool = False  # one of the paper's backbones (listed before the CPU-sized ones)
+
+    @property
+    def lr(self) -> float:
+        return self.family.lr
+
+    @property
+    def warmup_epochs(self) -> int:
+        return self.family.warmup_epochs
+
+    @property
+    def needs_idmm(self) -> bool:
+        return self.family.needs_idmm
 
     @property
     def min_resolution(self) -> int:
         """The smallest legal input size in pixels."""
-        if self.family == "vit":
-            return int(self.model_args.get("patch_size", 16))
-        return 32  # PVTv2: stage-1 spatial reduction 8 on a H/4 grid; T2T: a 2×2 token grid
+        return self.family.min_resolution(self.model_args)
 
     @property
     def resolution_step(self) -> int:
         """Input sizes must be a multiple of this (1: any size)."""
-        if self.family == "vit":
-            return int(self.model_args.get("patch_size", 16))
-        return t2t_vit.T2T_STRIDE if self.family == "t2t" else 1
+        return self.family.resolution_step(self.model_args)
 
 
-def _vit(name: str, arch: str, desc: str, res: int = 224, **model_args: Any) -> BackboneSpec:
-    return BackboneSpec(name, arch, dict(model_args), "vit", _VIT_LR, _VIT_WARMUP, res, desc)
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", "idmm_tui.models", "idmm.backbones")
 
 
-def _pvt(name: str, desc: str) -> BackboneSpec:
-    return BackboneSpec(name, name, {}, "pvt", _PVT_LR, _PVT_WARMUP, 224, desc)
+def register_backbone(
+    family: BackboneFamily,
+    *,
+    description: str,
+    default_resolution: int = 224,
+    paper: bool = False,
+    name: str | None = None,
+) -> Callable[[Callable[[], TimmArch]], Callable[[], TimmArch]]:
+    """Decorator: register the function's :class:`TimmArch` as backbone ``name`` (default: the function's name)."""
 
+    def decorate(fn: Callable[[], TimmArch]) -> Callable[[], TimmArch]:
+        arch = fn()
+        key = name or fn.__name__
+        BACKBONES.add(
+            key, BackboneSpec(key, arch.arch, dict(arch.model_args), family, default_resolution, description, paper)
+        )
+        return fn
 
-def _t2t(name: str, desc: str) -> BackboneSpec:
-    return BackboneSpec(name, name, {}, "t2t", _PVT_LR, _PVT_WARMUP, 224, desc, needs_idmm=True)
-
-
-# Parameter counts: measured backbone (num_classes=0) at the default resolution; in brackets the
-# literature's count with a 1000-class head.
-_SPECS: tuple[BackboneSpec, ...] = (
-    _vit("deit_tiny_patch16_224", "deit_tiny_patch16_224", "DeiT-Tiny, 5.5M params (5.7M with 1k head)"),
-    _vit("deit_small_patch16_224", "deit_small_patch16_224", "DeiT-Small, 21.7M params (22.1M with 1k head)"),
-    _vit("deit_base_patch16_224", "deit_base_patch16_224", "DeiT-Base, 85.8M params (86.6M with 1k head)"),
-    _pvt("pvt_v2_b0", "PVTv2-B0, 3.4M params (3.7M with 1k head)"),
-    _pvt("pvt_v2_b1", "PVTv2-B1, 13.5M params (14.0M with 1k head)"),
-    _pvt("pvt_v2_b2", "PVTv2-B2, 24.9M params (25.4M with 1k head)"),
-    _pvt("pvt_v2_b3", "PVTv2-B3, 44.7M params (45.2M with 1k head)"),
-    _t2t("t2t_vit_7", "T2T-ViT-7, 4.0M params (4.3M with 1k head)"),
-    _t2t("t2t_vit_14", "T2T-ViT-14, 21.2M params (21.5M with 1k head)"),
-    _vit("vit_nano_p2", "deit_tiny_patch16_224", "ViT-Nano/2 for tests and 32-px images, 0.32M params",
-         res=32, patch_size=2, embed_dim=64, depth=6, num_heads=2, mlp_ratio=4.0),
-    _vit("vit_pico_p4", "deit_tiny_patch16_224", "ViT-Pico/4 for fast CPU runs on 16-28 px images, 0.20M params",
-         res=28, patch_size=4, embed_dim=64, depth=4, num_heads=2, mlp_ratio=4.0),
-    _vit("vit_micro_p4", "deit_tiny_patch16_224", "ViT-Micro/4 (the paper's 0.8M size), 0.81M params",
-         res=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4.0),
-    _vit("vit_mini_p4", "deit_tiny_patch16_224", "ViT-Mini/4 for 64-px images, 2.7M params",
-         res=64, patch_size=4, embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0),
-)
-_REGISTRY: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
+    return decorate
 
 
 def backbone_names() -> list[str]:
-    """All registered backbone names, in registration order (paper models first, then small ViTs)."""
-    return list(_REGISTRY)
+    """All registered backbone names: the paper's first, by family, then the CPU-sized ones."""
+    specs = [BACKBONES.get(n) for n in BACKBONES.names()]
+    return [s.name for s in sorted(specs, key=lambda s: (not s.paper, s.family.rank))]
 
 
 def get_backbone_spec(name: str) -> BackboneSpec:
-    """The spec of ``name``; an :class:`UnknownNameError` suggesting close names otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("backbone", name, _REGISTRY) from None
+    """The spec of ``name``; an :class:`~idmm_tui.errors.UnknownNameError` suggesting close names otherwise."""
+    return BACKBONES.get(name)
 
 
-def check_resolution(name: str, img_size: int) -> None:
-    """Raise a :class:`UsageError` when ``name`` cannot be built for ``img_size``-pixel inputs."""
+def _check_family_rules(name: str, img_size: int) -> None:
     spec = get_backbone_spec(name)
     lo, step = spec.min_resolution, spec.resolution_step
     if img_size < lo or img_size % step:
@@ -134,17 +119,31 @@ def check_resolution(name: str, img_size: int) -> None:
         raise UsageError(f"backbone {name!r} cannot take {img_size}-px inputs: the resolution must be {need}")
 
 
+def check_resolution(name: str, img_size: int) -> None:
+    """Raise a :class:`UsageError` when ``name`` cannot be built for ``img_size``-pixel inputs.
+
+    The family's rules first (a clear message), then a build on the meta device (no memory, no
+    weights), which catches anything else the architecture refuses.
+    """
+    _check_family_rules(name, img_size)
+    try:
+        with torch.device("meta"):
+            create_backbone(name, img_size=img_size, drop_path_rate=0.0)
+    except Exception as exc:  # any construction failure means this size does not work
+        raise UsageError(f"backbone {name!r} cannot take {img_size}-px inputs: {exc}") from None
+
+
 def timm_model_args(name: str, *, img_size: int, in_chans: int = 3) -> dict[str, Any]:
     """The kwargs ``timm.create_model(spec.timm_arch, **kwargs)`` needs to rebuild ``name`` (no head).
 
     This is what an exported ``config.json`` should hold as ``model_args`` (with ``num_classes`` set to
-    the head's size when a head is exported). PVTv2 takes no ``img_size`` (it has no position
-    embedding and accepts any input of at least 32 px).
+    the head's size when a head is exported). Families whose constructor takes no ``img_size`` (PVTv2:
+    no position embedding, any input of at least 32 px) get none.
     """
     spec = get_backbone_spec(name)
-    check_resolution(name, img_size)
+    _check_family_rules(name, img_size)
     args = dict(spec.model_args, num_classes=0, in_chans=in_chans)
-    if spec.family != "pvt":
+    if spec.family.takes_img_size:
         args["img_size"] = img_size
     return args
 
@@ -157,10 +156,12 @@ def create_backbone(name: str, *, img_size: int, drop_path_rate: float = 0.1, in
     """
     spec = get_backbone_spec(name)
     args = timm_model_args(name, img_size=img_size, in_chans=in_chans)
-    overlay = dict(url="", hf_hub_id=None, tag=None, license=None, num_classes=0,
-                   input_size=(in_chans, img_size, img_size))
-    return timm.create_model(spec.timm_arch, pretrained=False, pretrained_cfg_overlay=overlay,
-                             drop_path_rate=drop_path_rate, **args)
+    overlay = dict(
+        url="", hf_hub_id=None, tag=None, license=None, num_classes=0, input_size=(in_chans, img_size, img_size)
+    )
+    return timm.create_model(
+        spec.timm_arch, pretrained=False, pretrained_cfg_overlay=overlay, drop_path_rate=drop_path_rate, **args
+    )
 
 
 def count_params(model: nn.Module) -> int:
@@ -228,7 +229,8 @@ def load_backbone_state(model: nn.Module, state_dict: Mapping[str, Tensor]) -> N
     unexpected = sorted(k for k in sd if k not in own)
     mismatched = [
         f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(sd) if k in own and sd[k].shape != own[k].shape
+        for k in sorted(sd)
+        if k in own and sd[k].shape != own[k].shape
     ]
     problems = []
     if missing:

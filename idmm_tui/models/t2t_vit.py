@@ -41,6 +41,9 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from idmm_tui.models.family import BackboneFamily
+from idmm_tui.models.registry import TimmArch, register_backbone
+
 __all__ = ["T2TViT", "t2t_vit_7", "t2t_vit_14"]
 
 #: The T2T module divides the input resolution by this factor (stride 4, then 2, then 2).
@@ -50,8 +53,15 @@ T2T_STRIDE = 16
 class TokenAttention(nn.Module):
     """Attention mapping ``dim``-wide tokens to ``out_dim``-wide ones, with a residual on ``v``."""
 
-    def __init__(self, dim: int, out_dim: int, num_heads: int = 1, qkv_bias: bool = False,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        num_heads: int = 1,
+        qkv_bias: bool = False,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
         super().__init__()
         if out_dim % num_heads:
             raise ValueError(f"out_dim {out_dim} is not divisible by num_heads {num_heads}")
@@ -74,8 +84,15 @@ class TokenAttention(nn.Module):
 class TokenTransformer(nn.Module):
     """The T2T module's transformer layer: ``dim`` → ``out_dim`` attention, then an MLP (ratio 1)."""
 
-    def __init__(self, dim: int, out_dim: int, num_heads: int = 1, mlp_ratio: float = 1.0,
-                 drop_path: float = 0.0, norm_layer: Callable[..., nn.Module] = nn.LayerNorm) -> None:
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        num_heads: int = 1,
+        mlp_ratio: float = 1.0,
+        drop_path: float = 0.0,
+        norm_layer: Callable[..., nn.Module] = nn.LayerNorm,
+    ) -> None:
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = TokenAttention(dim, out_dim, num_heads=num_heads)
@@ -160,11 +177,20 @@ class T2TViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         dpr = [r.item() for r in torch.linspace(0, drop_path_rate, depth, device="cpu")]
-        self.blocks = nn.Sequential(*[
-            Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                  proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i])
-            for i in range(depth)
-        ])
+        self.blocks = nn.Sequential(
+            *[
+                Block(
+                    dim=embed_dim,
+                    num_heads=num_heads,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    proj_drop=proj_drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=dpr[i],
+                )
+                for i in range(depth)
+            ]
+        )
         self.norm = nn.LayerNorm(embed_dim)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -189,8 +215,9 @@ class T2TViT(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(stem=r"^cls_token|pos_embed|tokens_to_token", blocks=[(r"^blocks\.(\d+)", None),
-                                                                          (r"^norm", (99999,))])
+        return dict(
+            stem=r"^cls_token|pos_embed|tokens_to_token", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))]
+        )
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -227,7 +254,7 @@ class T2TViT(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pool (CLS token, or mean of the patch tokens for ``global_pool='avg'``), then the head."""
-        x = x[:, 0] if self.global_pool == "token" else x[:, self.num_prefix_tokens:].mean(dim=1)
+        x = x[:, 0] if self.global_pool == "token" else x[:, self.num_prefix_tokens :].mean(dim=1)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
 
@@ -237,10 +264,18 @@ class T2TViT(nn.Module):
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
-        "crop_pct": 0.9, "interpolation": "bicubic", "fixed_input_size": True,
-        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": None, "classifier": "head", "license": "mit",
+        "url": "",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": None,
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+        "fixed_input_size": True,
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": None,
+        "classifier": "head",
+        "license": "mit",
         **kwargs,
     }
 
@@ -269,3 +304,34 @@ def t2t_vit_14(pretrained: bool = False, **kwargs: Any) -> T2TViT:
     """T2T-ViT-14: embed 384, depth 14, heads 6, MLP ratio 3 (≈21.5M params with a 1000-class head)."""
     model_args = dict(embed_dim=384, depth=14, num_heads=6, mlp_ratio=3.0)
     return _create_t2t_vit("t2t_vit_14", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+# -- the family's rules and its idmm backbones --------------------------------------------------
+
+
+class T2TFamily(BackboneFamily):
+    """T2T-ViT: the T2T module divides the input by 16, so sizes are multiples of 16 (at least 32: a 2×2 grid)."""
+
+    def resolution_step(self, model_args: dict[str, Any]) -> int:
+        return T2T_STRIDE
+
+
+T2T = T2TFamily(
+    "t2t",
+    lr=1e-3,
+    warmup_epochs=10,
+    pooled_feature="CLS token after the final norm",
+    has_pos_embed=True,
+    needs_idmm=True,
+    rank=2,
+)
+
+
+@register_backbone(T2T, name="t2t_vit_7", description="T2T-ViT-7, 4.0M params (4.3M with 1k head)", paper=True)
+def _t2t_vit_7_backbone() -> TimmArch:
+    return TimmArch("t2t_vit_7")
+
+
+@register_backbone(T2T, name="t2t_vit_14", description="T2T-ViT-14, 21.2M params (21.5M with 1k head)", paper=True)
+def _t2t_vit_14_backbone() -> TimmArch:
+    return TimmArch("t2t_vit_14")

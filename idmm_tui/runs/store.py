@@ -58,9 +58,13 @@ def finished_stages(summary: dict[str, Any]) -> list[str]:
     stages = summary.get("stages") or {}
     if not isinstance(stages, dict):
         return []
-    return [p["name"] for p in summary.get("plan") or []
-            if isinstance(p, dict) and isinstance(stages.get(p.get("name")), dict)
-            and stages[p["name"]].get("status") == "completed"]
+    return [
+        p["name"]
+        for p in summary.get("plan") or []
+        if isinstance(p, dict)
+        and isinstance(stages.get(p.get("name")), dict)
+        and stages[p["name"]].get("status") == "completed"
+    ]
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,7 @@ def create_run_dir(runs_dir: Path, name: str) -> RunDir:
     path = runs_dir / name
     if path.exists():
         raise RunStateError(
-            f"run directory {path} already exists; choose another --name, or resume it with "
-            f"'idmm run --resume {path}'"
+            f"run directory {path} already exists; choose another --name, or resume it with 'idmm run --resume {path}'"
         )
     runs_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -33,8 +33,23 @@ STATUSES = ("published", "local-only", "not-published")
 KINDS = ("backbone", "finetuned")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KEYS = {"repo", "revision", "status", "backbone", "method", "dataset", "stage", "kind", "resolution", "sha256",
-         "metrics", "recipe", "source_run", "paper", "notes"}
+_KEYS = {
+    "repo",
+    "revision",
+    "status",
+    "backbone",
+    "method",
+    "dataset",
+    "stage",
+    "kind",
+    "resolution",
+    "sha256",
+    "metrics",
+    "recipe",
+    "source_run",
+    "paper",
+    "notes",
+}
 
 
 def is_repo_id(text: str) -> bool:
@@ -91,8 +106,9 @@ def _entry(name: str, raw: Any, source: Path) -> CatalogueEntry:
         check_name(name)
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from None
-    missing = [k for k in ("repo", "status", "backbone", "method", "dataset", "stage", "kind", "resolution")
-               if k not in raw]
+    missing = [
+        k for k in ("repo", "status", "backbone", "method", "dataset", "stage", "kind", "resolution") if k not in raw
+    ]
     if missing:
         raise UsageError(f"{where}: missing key(s) {', '.join(missing)}")
     entry = CatalogueEntry(name=name, **{k: v for k, v in raw.items()})

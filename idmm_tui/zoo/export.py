@@ -62,8 +62,10 @@ def pick_stage(run: RunDir, summary: dict[str, Any], stage: str | None) -> str:
     """The stage to export: ``stage`` when finished, else the last finished one."""
     done = finished_stages(summary)
     if not done:
-        raise RunStateError(f"run {run.path} has no finished stage to export (status {summary.get('status')!r}); "
-                            "finish or resume it first: idmm run --resume " + str(run.path))
+        raise RunStateError(
+            f"run {run.path} has no finished stage to export (status {summary.get('status')!r}); "
+            "finish or resume it first: idmm run --resume " + str(run.path)
+        )
     if stage is None:
         return done[-1]
     if stage not in done:
@@ -105,8 +107,9 @@ def run_lineage(summary: dict[str, Any]) -> dict[str, Any]:
     return init_lineage(init)
 
 
-def _model_config(backbone: str, resolution: int, num_classes: int, extra: dict[str, Any],
-                  crop_pct: float) -> dict[str, Any]:
+def _model_config(
+    backbone: str, resolution: int, num_classes: int, extra: dict[str, Any], crop_pct: float
+) -> dict[str, Any]:
     """config.json as timm writes it for this architecture (built on the meta device: no weights)."""
     import timm
     from timm.models._hub import save_config_for_hf
@@ -114,12 +117,19 @@ def _model_config(backbone: str, resolution: int, num_classes: int, extra: dict[
     spec = get_backbone_spec(backbone)
     args = timm_model_args(backbone, img_size=resolution)
     args["num_classes"] = num_classes
-    overlay = dict(url="", hf_hub_id=None, tag=None, license=None, num_classes=num_classes,
-                   input_size=(3, resolution, resolution))
+    overlay = dict(
+        url="", hf_hub_id=None, tag=None, license=None, num_classes=num_classes, input_size=(3, resolution, resolution)
+    )
     with torch.device("meta"):
         model = timm.create_model(spec.timm_arch, pretrained=False, pretrained_cfg_overlay=overlay, **args)
-    data_config = {"input_size": (3, resolution, resolution), "interpolation": _INTERPOLATION,
-                   "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "crop_pct": crop_pct, "crop_mode": "center"}
+    data_config = {
+        "input_size": (3, resolution, resolution),
+        "interpolation": _INTERPOLATION,
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "crop_pct": crop_pct,
+        "crop_mode": "center",
+    }
     holder: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
@@ -131,7 +141,7 @@ def _model_config(backbone: str, resolution: int, num_classes: int, extra: dict[
     with tempfile.TemporaryDirectory() as tmp_dir:
         write(Path(tmp_dir) / CONFIG)
     config = holder["config"]
-    if spec.family == "pvt":
+    if not spec.family.takes_img_size:
         config["pretrained_cfg"].pop("pool_size", None)  # timm's 224-px value; PVTv2 takes any size
     return config
 
@@ -173,8 +183,15 @@ def export_stage(
     sha = sha256_file(weights)
 
     stage_results = summary.get("stages") or {}
-    plan = [dict(p, **{k: v for k, v in (stage_results.get(p.get("name")) or {}).items()
-                       if k in ("loss", "test_acc", "status")}) for p in summary.get("plan", [])]
+    plan = [
+        dict(
+            p,
+            **{
+                k: v for k, v in (stage_results.get(p.get("name")) or {}).items() if k in ("loss", "test_acc", "status")
+            },
+        )
+        for p in summary.get("plan", [])
+    ]
     metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k in ("loss", "test_acc")}
     kind = "finetuned" if with_head else "backbone"
     lineage = run_lineage(summary)
@@ -245,8 +262,9 @@ def _parent_line(parent: dict[str, Any]) -> str:
     ref = parent.get("init", "?")
     bits = []
     if parent.get("repo"):
-        bits.append(f"Hub repo `{parent['repo']}`" + (f" at commit `{parent['commit'][:12]}`"
-                                                       if parent.get("commit") else ""))
+        bits.append(
+            f"Hub repo `{parent['repo']}`" + (f" at commit `{parent['commit'][:12]}`" if parent.get("commit") else "")
+        )
     if parent.get("sha256"):
         bits.append(f"weights sha256 `{parent['sha256'][:16]}…`")
     desc = " ".join(str(parent[k]) for k in ("method", "backbone") if parent.get(k))
@@ -266,64 +284,112 @@ def model_card(config: dict[str, Any], *, repo: str | None = None, license: str 
     test_acc = (m.get("metrics") or {}).get("test_acc")
     parent = m.get("parent") or {}
     lines = ["---", "library_name: timm", f"license: {license}", "tags:"]
-    lines += [f"- {t}" for t in ("image-classification" if m.get("kind") == "finetuned" else "image-feature-extraction",
-                                 "timm", "idmm", "vision-transformer",
-                                 "transfer-learning" if parent else "trained-from-scratch", "small-data")]
+    lines += [
+        f"- {t}"
+        for t in (
+            "image-classification" if m.get("kind") == "finetuned" else "image-feature-extraction",
+            "timm",
+            "idmm",
+            "vision-transformer",
+            "transfer-learning" if parent else "trained-from-scratch",
+            "small-data",
+        )
+    ]
     lines += ["datasets:", f"- {_yaml_str(HUB_DATASETS.get(dataset, dataset))}", "metrics:", "- accuracy"]
     if parent.get("repo"):
         lines += [f"base_model: {_yaml_str(parent['repo'])}", "base_model_relation: finetune"]
     if test_acc is not None:
         lines += [
-            "model-index:", f"- name: {_yaml_str(name)}", "  results:",
-            "  - task:", "      type: image-classification", "      name: Image Classification",
-            "    dataset:", f"      type: {_yaml_str(HUB_DATASETS.get(dataset, dataset))}",
-            f"      name: {_yaml_str(dataset)}", "    metrics:", "    - type: accuracy",
-            f"      value: {float(test_acc):.2f}", "      name: top-1 test accuracy (%)",
+            "model-index:",
+            f"- name: {_yaml_str(name)}",
+            "  results:",
+            "  - task:",
+            "      type: image-classification",
+            "      name: Image Classification",
+            "    dataset:",
+            f"      type: {_yaml_str(HUB_DATASETS.get(dataset, dataset))}",
+            f"      name: {_yaml_str(dataset)}",
+            "    metrics:",
+            "    - type: accuracy",
+            f"      value: {float(test_acc):.2f}",
+            "      name: top-1 test accuracy (%)",
         ]
     lines.append("---")
     backbone = m.get("backbone")
     res = m.get("resolution")
-    what = ("a classifier fine-tuned" if m.get("kind") == "finetuned"
-            else "a backbone (no classifier head) pretrained")
+    what = "a classifier fine-tuned" if m.get("kind") == "finetuned" else "a backbone (no classifier head) pretrained"
     method = m.get("method")
-    method_text = {"idmm": "IDMM (instance discrimination + multi-crop + CutMix)",
-                   "none": "none, no pretraining stage"}.get(method, f"`{method}`")
-    origin = (f"starting from `{parent.get('init')}` (see Lineage)" if parent
-              else "trained from scratch (random initialisation)")
+    method_text = {
+        "idmm": "IDMM (instance discrimination + multi-crop + CutMix)",
+        "none": "none, no pretraining stage",
+    }.get(method, f"`{method}`")
+    origin = (
+        f"starting from `{parent.get('init')}` (see Lineage)"
+        if parent
+        else "trained from scratch (random initialisation)"
+    )
     load_ref = f'"hf-hub:{repo}"' if repo else f'"local-dir:" + os.path.expanduser("~/.cache/idmm/zoo/{name}")'
     lines += [
-        "", f"# {name}", "",
+        "",
+        f"# {name}",
+        "",
         f"`{backbone}` — {what} at {res} px on `{dataset}` with idmm, {origin}; pretraining method of "
         f"this run: {method_text}. Exported from stage `{m.get('stage')}` of run "
         f"`{(m.get('source_run') or {}).get('name')}`.",
-        "", "## Use it", "", "```python", "import timm",
+        "",
+        "## Use it",
+        "",
+        "```python",
+        "import timm",
     ]
     if not repo:
         lines.insert(-1, "import os")
     if m.get("needs_idmm"):
         lines.append("import idmm_tui.models  # registers T2T-ViT with timm (pip install idmm)")
-    lines += [f"model = timm.create_model({load_ref}, pretrained=True).eval()",
-              "cfg = timm.data.resolve_data_config({}, model=model)  # input size, mean/std, crop_pct",
-              "```", "",
-              f'With idmm, start a transfer run from it with `init = "zoo:{name}"` in a recipe '
-              f"(`idmm zoo pull {repo or name}` first).", ""]
+    lines += [
+        f"model = timm.create_model({load_ref}, pretrained=True).eval()",
+        "cfg = timm.data.resolve_data_config({}, model=model)  # input size, mean/std, crop_pct",
+        "```",
+        "",
+        f'With idmm, start a transfer run from it with `init = "zoo:{name}"` in a recipe '
+        f"(`idmm zoo pull {repo or name}` first).",
+        "",
+    ]
     if m.get("classes"):
         classes = ", ".join(f"`{c}`" for c in m["classes"][:20])
         more = f" … ({len(m['classes'])} in all)" if len(m["classes"]) > 20 else ""
         lines += [f"Classes (`label_names` in config.json): {classes}{more}.", ""]
-    lines += ["## Results", "", "Measured at the end of each stage of the source run (nothing here is copied "
-              "from the paper):", "", "| stage | kind | epochs | resolution | final loss | test top-1 (%) |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "## Results",
+        "",
+        "Measured at the end of each stage of the source run (nothing here is copied from the paper):",
+        "",
+        "| stage | kind | epochs | resolution | final loss | test top-1 (%) |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in m.get("stages") or []:
-        lines.append(f"| {s.get('name')} | {s.get('kind')} | {s.get('epochs')} | {s.get('resolution')} | "
-                     f"{_fmt(s.get('loss'))} | {_fmt(s.get('test_acc'))} |")
+        lines.append(
+            f"| {s.get('name')} | {s.get('kind')} | {s.get('epochs')} | {s.get('resolution')} | "
+            f"{_fmt(s.get('loss'))} | {_fmt(s.get('test_acc'))} |"
+        )
     lines += ["", "## Lineage", ""]
-    lines.append(f"This model was {_parent_line(parent)}" if parent else
-                 "Trained from random initialisation (no parent model).")
+    lines.append(
+        f"This model was {_parent_line(parent)}" if parent else "Trained from random initialisation (no parent model)."
+    )
     src = m.get("source_run") or {}
-    lines += ["", f"Source run `{src.get('name')}` (seed {src.get('seed')}, recipe sha256 "
-              f"`{str(src.get('recipe_sha256'))[:16]}…`, idmm {src.get('idmm_version')}); weights sha256 "
-              f"`{m.get('weights_sha256')}`.", "", "## Recipe", "",
-              "The resolved recipe of the source run (`idmm run` on this file reproduces it; local paths "
-              "removed):", "", "```toml", _toml(m.get("recipe") or {}).rstrip(), "```", ""]
+    lines += [
+        "",
+        f"Source run `{src.get('name')}` (seed {src.get('seed')}, recipe sha256 "
+        f"`{str(src.get('recipe_sha256'))[:16]}…`, idmm {src.get('idmm_version')}); weights sha256 "
+        f"`{m.get('weights_sha256')}`.",
+        "",
+        "## Recipe",
+        "",
+        "The resolved recipe of the source run (`idmm run` on this file reproduces it; local paths removed):",
+        "",
+        "```toml",
+        _toml(m.get("recipe") or {}).rstrip(),
+        "```",
+        "",
+    ]
     return "\n".join(lines)

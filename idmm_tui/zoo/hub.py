@@ -44,8 +44,9 @@ class Hub:
         from huggingface_hub import HfApi
 
         apply_xet_setting()
-        return HfApi(endpoint=self.endpoint, token=self.token or False, library_name="idmm",
-                     library_version=__version__)
+        return HfApi(
+            endpoint=self.endpoint, token=self.token or False, library_name="idmm", library_version=__version__
+        )
 
 
 _XET_IMPORT_DEFAULT: list[bool] = []
@@ -118,8 +119,7 @@ def check_reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         if isinstance(exc, TimeoutError | socket.timeout):
             reason = f"no answer in {timeout:g} s"
         raise HubUnreachableError(
-            f"hub unreachable: cannot connect to {endpoint} ({reason}); check --endpoint / $HF_ENDPOINT "
-            "and the network"
+            f"hub unreachable: cannot connect to {endpoint} ({reason}); check --endpoint / $HF_ENDPOINT and the network"
         ) from None
 
 
@@ -150,11 +150,14 @@ def hub_errors(hub: Hub, repo: str, revision: str | None = None, action: str = "
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status == 401:
-            raise HubError(f"the hub at {hub.endpoint} rejected the token (401 Unauthorized) while trying to "
-                           f"{action} {repo}: pass a valid --token, set $HF_TOKEN or run 'hf auth login'") from None
+            raise HubError(
+                f"the hub at {hub.endpoint} rejected the token (401 Unauthorized) while trying to "
+                f"{action} {repo}: pass a valid --token, set $HF_TOKEN or run 'hf auth login'"
+            ) from None
         if status == 403:
-            raise HubError(f"the token may not {action} {repo} (403 Forbidden): use a token with write access "
-                           "to that namespace") from None
+            raise HubError(
+                f"the token may not {action} {repo} (403 Forbidden): use a token with write access to that namespace"
+            ) from None
         first = redact(str(exc), hub.token).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HubError(f"hub error while trying to {action} {repo}{at}: {first}") from None
     except LocalEntryNotFoundError:
@@ -164,8 +167,10 @@ def hub_errors(hub: Hub, repo: str, revision: str | None = None, action: str = "
         first = text.splitlines()[0] if text else ""
         name = type(exc).__name__
         if "xet" in text.lower():
-            raise HubError(f"the hub at {hub.endpoint} offers no Xet storage for large files ({name}); set "
-                           "HF_HUB_DISABLE_XET=1 to transfer them with plain Git LFS") from None
+            raise HubError(
+                f"the hub at {hub.endpoint} offers no Xet storage for large files ({name}); set "
+                "HF_HUB_DISABLE_XET=1 to transfer them with plain Git LFS"
+            ) from None
         if "Connect" in name or "Timeout" in name:
             raise HubUnreachableError(f"hub unreachable while trying to {action} {repo}{at}: {name}") from None
         raise HubError(f"hub error while trying to {action} {repo}{at}: {name}: {first}") from None
@@ -192,16 +197,22 @@ def push_folder(hub: Hub, folder: Path, repo: str, *, private: bool = False, mes
 
     check_repo_id(repo)
     if not hub.token:
-        raise HubError("no Hub token: pass --token, set $HF_TOKEN or log in with 'hf auth login' "
-                       "(pushing needs a token with write access)")
+        raise HubError(
+            "no Hub token: pass --token, set $HF_TOKEN or log in with 'hf auth login' "
+            "(pushing needs a token with write access)"
+        )
     check_reachable(hub.endpoint)
     api = hub.api()
     with hub_errors(hub, repo, action="push to"):
         api.create_repo(repo, repo_type="model", private=private, exist_ok=True)
-        ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f))
-               for f in MODEL_FILES if (folder / f).is_file()]
-        info = api.create_commit(repo, ops, commit_message=message or "Upload model with idmm zoo push",
-                                 repo_type="model")
+        ops = [
+            CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f))
+            for f in MODEL_FILES
+            if (folder / f).is_file()
+        ]
+        info = api.create_commit(
+            repo, ops, commit_message=message or "Upload model with idmm zoo push", repo_type="model"
+        )
     return Pushed(repo, info.oid, str(info.commit_url))
 
 
@@ -227,8 +238,13 @@ def download(hub: Hub, repo: str, dest: Path, *, revision: str = "main") -> Pull
         missing = [f for f in (WEIGHTS, CONFIG) if f not in present]
         if missing:
             raise HubError(f"{repo}@{revision} has no {' or '.join(missing)}: not a zoo model (timm layout)")
-        api.snapshot_download(repo, repo_type="model", revision=info.sha, local_dir=str(dest),
-                              allow_patterns=[f for f in MODEL_FILES if f in present])
+        api.snapshot_download(
+            repo,
+            repo_type="model",
+            revision=info.sha,
+            local_dir=str(dest),
+            allow_patterns=[f for f in MODEL_FILES if f in present],
+        )
     meta = dest / ".cache"
     if meta.is_dir():  # huggingface_hub's bookkeeping for local_dir downloads
         import shutil

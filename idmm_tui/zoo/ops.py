@@ -36,11 +36,20 @@ def _local_row(model: reg.LocalModel) -> dict[str, Any]:
     idmm, source = model.idmm, model.source()
     published = source.get("published") or {}
     return {
-        "name": model.name, "status": "local", "local": True, "path": str(model.path),
-        "repo": source.get("repo") or published.get("repo") or "", "origin": source.get("origin"),
-        "backbone": idmm.get("backbone"), "method": idmm.get("method"), "dataset": idmm.get("dataset"),
-        "stage": idmm.get("stage"), "kind": idmm.get("kind"), "resolution": idmm.get("resolution"),
-        "metrics": idmm.get("metrics") or {}, "sha256": source.get("sha256") or idmm.get("weights_sha256"),
+        "name": model.name,
+        "status": "local",
+        "local": True,
+        "path": str(model.path),
+        "repo": source.get("repo") or published.get("repo") or "",
+        "origin": source.get("origin"),
+        "backbone": idmm.get("backbone"),
+        "method": idmm.get("method"),
+        "dataset": idmm.get("dataset"),
+        "stage": idmm.get("stage"),
+        "kind": idmm.get("kind"),
+        "resolution": idmm.get("resolution"),
+        "metrics": idmm.get("metrics") or {},
+        "sha256": source.get("sha256") or idmm.get("weights_sha256"),
     }
 
 
@@ -74,9 +83,11 @@ def show_model(name: str, zoo_dir: Path | None = None) -> dict[str, Any]:
     if model is not None:
         config = model.config()
         out["local"] = {
-            "path": str(model.path), "source": model.source(),
+            "path": str(model.path),
+            "source": model.source(),
             "files": {p.name: p.stat().st_size for p in sorted(model.path.iterdir()) if p.is_file()},
-            "architecture": config.get("architecture"), "num_classes": config.get("num_classes"),
+            "architecture": config.get("architecture"),
+            "num_classes": config.get("num_classes"),
             "model_args": config.get("model_args"),
             "input_size": (config.get("pretrained_cfg") or {}).get("input_size"),
             "idmm": {k: v for k, v in model.idmm.items() if k != "recipe"},
@@ -88,15 +99,19 @@ def _unknown(name: str, zoo_dir: Path | None) -> None:
     known = list(cat.load_catalogue()) + [m.name for m in reg.list_local(zoo_dir)]
     hint = suggest(name, known)
     hint_text = f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-    raise UsageError(f"unknown zoo model {name!r}: not in the catalogue nor in the local registry "
-                     f"({zoo_dir or reg.default_zoo_dir()}).{hint_text} See: idmm zoo list")
+    raise UsageError(
+        f"unknown zoo model {name!r}: not in the catalogue nor in the local registry "
+        f"({zoo_dir or reg.default_zoo_dir()}).{hint_text} See: idmm zoo list"
+    )
 
 
 def remove_model(name: str, zoo_dir: Path | None = None) -> Path:
     """Delete the local copy of ``name`` (the Hub and the catalogue are not touched)."""
     if reg.find_local(name, zoo_dir) is None:
-        raise UsageError(f"zoo model {name!r} is not in the local registry ({zoo_dir or reg.default_zoo_dir()}); "
-                         "nothing to remove (see: idmm zoo list)")
+        raise UsageError(
+            f"zoo model {name!r} is not in the local registry ({zoo_dir or reg.default_zoo_dir()}); "
+            "nothing to remove (see: idmm zoo list)"
+        )
     return reg.remove(name, zoo_dir)
 
 
@@ -130,27 +145,47 @@ def push_run(
         hub_mod.check_repo_id(repo)
         hub = hub_mod.make_hub(endpoint, token)
         if not hub.token:
-            raise HubError("no Hub token: pass --token, set $HF_TOKEN or log in with 'hf auth login' "
-                           "(pushing needs a token with write access); nothing was written")
-    source = {"origin": "push", "run": str(run.path.resolve()), "run_name": run.name, "stage": stage,
-              "backbone_only": backbone_only}
+            raise HubError(
+                "no Hub token: pass --token, set $HF_TOKEN or log in with 'hf auth login' "
+                "(pushing needs a token with write access); nothing was written"
+            )
+    source = {
+        "origin": "push",
+        "run": str(run.path.resolve()),
+        "run_name": run.name,
+        "stage": stage,
+        "backbone_only": backbone_only,
+    }
     existing = reg.find_local(name, zoo_dir)
     if existing is not None and not force:
         old = existing.source()
         same = all(old.get(k) == v for k, v in source.items())
         if not same:
-            what = f"run {old.get('run_name')} stage {old.get('stage')}" if old.get("origin") == "push" \
+            what = (
+                f"run {old.get('run_name')} stage {old.get('stage')}"
+                if old.get("origin") == "push"
                 else f"{old.get('repo') or 'elsewhere'}"
-            raise UsageError(f"zoo model {name!r} already exists (from {what}); choose another --name, "
-                             "or replace it with --force")
+            )
+            raise UsageError(
+                f"zoo model {name!r} already exists (from {what}); choose another --name, or replace it with --force"
+            )
     with reg.staging(zoo_dir) as tmp:
-        exported = export_stage(run, tmp, name=name, stage=stage, backbone_only=backbone_only, repo=repo,
-                                license=license)
+        exported = export_stage(
+            run, tmp, name=name, stage=stage, backbone_only=backbone_only, repo=repo, license=license
+        )
         reg.write_source(tmp, dict(source, sha256=exported.sha256, created_at=now_iso()))
         model = reg.install(tmp, name, replace=existing is not None, zoo_dir=zoo_dir)
     say(f"saved {name} ({exported.kind}, stage {stage}, sha256 {exported.sha256[:12]}…) in {model.path}")
-    result: dict[str, Any] = {"name": name, "path": str(model.path), "stage": stage, "kind": exported.kind,
-                              "sha256": exported.sha256, "repo": None, "commit": None, "url": None}
+    result: dict[str, Any] = {
+        "name": name,
+        "path": str(model.path),
+        "stage": stage,
+        "kind": exported.kind,
+        "sha256": exported.sha256,
+        "repo": None,
+        "commit": None,
+        "url": None,
+    }
     entry = cat.load_catalogue().get(name)
     if entry is not None and entry.sha256:
         same = entry.sha256 == exported.sha256
@@ -159,13 +194,13 @@ def push_run(
     if hub is not None and repo:
         say(f"uploading to {repo} on {hub.endpoint} …")
         try:
-            pushed = hub_mod.push_folder(hub, model.path, repo, private=private,
-                                         message=f"idmm zoo push {name}: run {run.name}, stage {stage}")
+            pushed = hub_mod.push_folder(
+                hub, model.path, repo, private=private, message=f"idmm zoo push {name}: run {run.name}, stage {stage}"
+            )
         except HubError as exc:
             raise type(exc)(f"{exc} (the model is saved locally as {name}; retry the push later)") from None
         src = model.source()
-        src["published"] = {"repo": repo, "commit": pushed.commit, "endpoint": hub.endpoint,
-                            "published_at": now_iso()}
+        src["published"] = {"repo": repo, "commit": pushed.commit, "endpoint": hub.endpoint, "published_at": now_iso()}
         reg.write_source(model.path, src)
         result.update(repo=repo, commit=pushed.commit, url=pushed.url)
         say(f"pushed {name} to {repo} (commit {pushed.commit[:12]}): {pushed.url}")
@@ -198,9 +233,11 @@ def _resolve_ref(ref: str, name: str | None, zoo_dir: Path | None) -> tuple[str,
         local = reg.find_local(name or ref, zoo_dir)
         if local is not None:
             return "", reg.check_name(name or ref), entry  # nothing to fetch: pull_model reports the local copy
-        how = (f"reproduce it with: idmm run {entry.recipe}, then idmm zoo push RUN_DIR --stage {entry.stage} "
-               f"--name {ref}"
-               if entry.recipe else "it has no weights yet")
+        how = (
+            f"reproduce it with: idmm run {entry.recipe}, then idmm zoo push RUN_DIR --stage {entry.stage} --name {ref}"
+            if entry.recipe
+            else "it has no weights yet"
+        )
         raise UsageError(f"zoo model {ref!r} is {entry.status}: it is not on the Hub ({how})")
     return entry.repo, reg.check_name(name or ref), entry
 
@@ -211,8 +248,10 @@ def verify_download(folder: Path, repo: str, commit: str, expected_sha256: str |
     actual = sha256_file(weights)
     at = f"{repo}@{commit[:12]}"
     if expected_sha256 and actual != expected_sha256:
-        raise IntegrityError(f"{reg.WEIGHTS} of {at} has sha256 {actual[:12]}… but the catalogue pins "
-                             f"{expected_sha256[:12]}…: refused, nothing installed")
+        raise IntegrityError(
+            f"{reg.WEIGHTS} of {at} has sha256 {actual[:12]}… but the catalogue pins "
+            f"{expected_sha256[:12]}…: refused, nothing installed"
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -221,8 +260,10 @@ def verify_download(folder: Path, repo: str, commit: str, expected_sha256: str |
         raise IntegrityError(f"{reg.CONFIG} of {at} names no architecture: not a timm model folder; refused")
     declared = (config.get("idmm") or {}).get("weights_sha256") if isinstance(config.get("idmm"), dict) else None
     if declared and declared != actual:
-        raise IntegrityError(f"{reg.WEIGHTS} of {at} has sha256 {actual[:12]}… but its config.json records "
-                             f"{str(declared)[:12]}…: refused, nothing installed")
+        raise IntegrityError(
+            f"{reg.WEIGHTS} of {at} has sha256 {actual[:12]}… but its config.json records "
+            f"{str(declared)[:12]}…: refused, nothing installed"
+        )
     try:
         from safetensors import safe_open
 
@@ -251,23 +292,36 @@ def pull_model(
         model = reg.find_local(local_name, zoo_dir)
         sha = model.source().get("sha256") if model else None
         match = "matches" if sha and sha == entry.sha256 else "does NOT match"
-        say(f"{ref} is {entry.status} (not on the Hub); the local copy in {model.path} ({match} the catalogue's "
-            f"sha256) is what init = \"zoo:{local_name}\" uses")
-        return {"name": local_name, "repo": None, "revision": None, "path": str(model.path), "commit": None,
-                "sha256": sha, "fallback": True}
+        say(
+            f"{ref} is {entry.status} (not on the Hub); the local copy in {model.path} ({match} the catalogue's "
+            f'sha256) is what init = "zoo:{local_name}" uses'
+        )
+        return {
+            "name": local_name,
+            "repo": None,
+            "revision": None,
+            "path": str(model.path),
+            "commit": None,
+            "sha256": sha,
+            "fallback": True,
+        }
     rev = revision or (entry.revision if entry else "main")
     expected = entry.sha256 if entry is not None and entry.pullable and rev == entry.revision else None
     if entry is not None and not expected:
-        say(f"revision {rev!r} differs from the catalogue's pinned {entry.revision!r}: sha256 not checked "
-            "against the catalogue")
+        say(
+            f"revision {rev!r} differs from the catalogue's pinned {entry.revision!r}: sha256 not checked "
+            "against the catalogue"
+        )
     existing = reg.find_local(local_name, zoo_dir)
     if existing is not None and not force:
         old = existing.source()
         old_repo = old.get("repo") or (old.get("published") or {}).get("repo") or ""
         if old_repo.lower() != repo.lower():
             origin = f"pulled from {old_repo}" if old_repo else "pushed from a local run"
-            raise UsageError(f"zoo model {local_name!r} already exists locally ({origin}); pull under another "
-                             "--name, or replace it with --force")
+            raise UsageError(
+                f"zoo model {local_name!r} already exists locally ({origin}); pull under another "
+                "--name, or replace it with --force"
+            )
     hub = hub_mod.make_hub(endpoint, token)
     result = {"name": local_name, "repo": repo, "revision": rev}
     try:
@@ -276,16 +330,31 @@ def pull_model(
             say(f"pulling {repo}@{rev} from {hub.endpoint} …")
             pulled = hub_mod.download(hub, repo, tmp, revision=rev)
             sha = verify_download(tmp, repo, pulled.commit, expected)
-            reg.write_source(tmp, {"origin": "pull", "repo": repo, "revision": rev, "commit": pulled.commit,
-                                   "endpoint": hub.endpoint, "sha256": sha, "pulled_at": now_iso(),
-                                   "catalogue_verified": bool(expected)})
+            reg.write_source(
+                tmp,
+                {
+                    "origin": "pull",
+                    "repo": repo,
+                    "revision": rev,
+                    "commit": pulled.commit,
+                    "endpoint": hub.endpoint,
+                    "sha256": sha,
+                    "pulled_at": now_iso(),
+                    "catalogue_verified": bool(expected),
+                },
+            )
             model = reg.install(tmp, local_name, replace=existing is not None, zoo_dir=zoo_dir)
     except HubUnreachableError as exc:
         if existing is None:
             raise
         say(f"warning: {exc}; using the local copy of {local_name} in {existing.path}")
-        return dict(result, path=str(existing.path), commit=existing.source().get("commit"),
-                    sha256=existing.source().get("sha256"), fallback=True)
+        return dict(
+            result,
+            path=str(existing.path),
+            commit=existing.source().get("commit"),
+            sha256=existing.source().get("sha256"),
+            fallback=True,
+        )
     checked = " (matches the catalogue)" if expected else ""
     say(f"pulled {repo}@{pulled.commit[:12]} as {local_name}: sha256 {sha[:12]}…{checked} in {model.path}")
     return dict(result, path=str(model.path), commit=pulled.commit, sha256=sha, fallback=False)

@@ -119,8 +119,11 @@ def list_local(zoo_dir: Path | None = None) -> list[LocalModel]:
     root = zoo_dir or default_zoo_dir()
     if not root.is_dir():
         return []
-    return [LocalModel(p.name, p) for p in sorted(root.iterdir())
-            if not p.name.startswith(".") and _NAME.match(p.name) and _is_entry(p)]
+    return [
+        LocalModel(p.name, p)
+        for p in sorted(root.iterdir())
+        if not p.name.startswith(".") and _NAME.match(p.name) and _is_entry(p)
+    ]
 
 
 def write_source(folder: Path, source: dict[str, Any]) -> None:

@@ -61,8 +61,16 @@ def test_invalid_toml_and_missing_recipe(cli, tmp_path):
 
 def test_missing_dataset_names_the_expected_path(cli, tiny_recipe, tmp_path):
     runs = tmp_path / "runs"
-    result = cli("run", tiny_recipe, "--runs-dir", runs, "--set", "data.dataset=flowers102",
-                 "--set", f"data.root={tmp_path / 'nothing'}")
+    result = cli(
+        "run",
+        tiny_recipe,
+        "--runs-dir",
+        runs,
+        "--set",
+        "data.dataset=flowers102",
+        "--set",
+        f"data.root={tmp_path / 'nothing'}",
+    )
     assert result.code == 3
     assert str(tmp_path / "nothing" / "flowers-102") in result.err and "data.download = true" in result.err
     assert len(result.err.strip().splitlines()) <= 3  # one message, no traceback
@@ -99,7 +107,7 @@ def _interrupted_run(tiny_recipe: Path, runs: Path) -> Path:
     import torch
 
     from idmm_tui.engine.distributed import Placement
-    from idmm_tui.engine.trainer import NullReporter, RunInterrupted, StopRequest
+    from idmm_tui.engine.events import NullReporter, RunInterrupted, StopRequest
     from idmm_tui.launch import create_run, execute
 
     run, recipe = create_run(tiny_recipe, [], runs, "cut")

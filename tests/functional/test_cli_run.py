@@ -23,8 +23,11 @@ def final_metrics(run: Path) -> dict:
     """What must not change between an uninterrupted and a resumed run."""
     summary = json.loads((run / "summary.json").read_text())
     epochs = [m for m in RunDir(run).read_metrics() if m["kind"] == "epoch"]
-    weights = {p.name: sha256_file(p) for p in sorted((run / "checkpoints").glob("*.safetensors"))
-               if not p.name.startswith("last.")}
+    weights = {
+        p.name: sha256_file(p)
+        for p in sorted((run / "checkpoints").glob("*.safetensors"))
+        if not p.name.startswith("last.")
+    }
     return {
         "test_acc": summary["test_acc"],
         "stages": {k: {m: v.get(m) for m in ("loss", "test_acc", "step")} for k, v in summary["stages"].items()},
@@ -41,9 +44,13 @@ def baseline(tmp_path_factory, tiny_images):
     tmp = tmp_path_factory.mktemp("baseline")
     recipe = tmp / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(root=tiny_images))
-    proc = subprocess.run([*idmm_subprocess_cmd(), "run", str(recipe), "--runs-dir", str(tmp / "runs"),
-                           "--name", "base", "--json"], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [*idmm_subprocess_cmd(), "run", str(recipe), "--runs-dir", str(tmp / "runs"), "--name", "base", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     return recipe, tmp / "runs" / "base", json.loads(proc.stdout)
 
@@ -68,9 +75,22 @@ def test_run_writes_a_complete_run_directory(baseline):
 def test_resolved_recipe_reproduces_the_run(baseline, tmp_path):
     """The saved recipe alone (no --set, no base) gives the same final metrics."""
     _, run, _ = baseline
-    proc = subprocess.run([*idmm_subprocess_cmd(), "run", str(run / "recipe.toml"), "--runs-dir", str(tmp_path),
-                           "--name", "again", "--json"], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [
+            *idmm_subprocess_cmd(),
+            "run",
+            str(run / "recipe.toml"),
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "again",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert final_metrics(tmp_path / "again") == final_metrics(run)
 
@@ -79,8 +99,14 @@ def test_ctrl_c_then_resume_matches_uninterrupted_run(baseline, tmp_path):
     recipe, base_run, _ = baseline
     runs = tmp_path / "runs"
     cmd = [*idmm_subprocess_cmd(), "run", str(recipe), "--runs-dir", str(runs), "--name", "cut"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     metrics = runs / "cut" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 3):
@@ -92,8 +118,13 @@ def test_ctrl_c_then_resume_matches_uninterrupted_run(baseline, tmp_path):
     summary = json.loads((runs / "cut" / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert (runs / "cut" / "checkpoints" / "last.json").is_file()
-    resumed = subprocess.run([*idmm_subprocess_cmd(), "run", "--resume", str(runs / "cut"), "--json"],
-                             capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    resumed = subprocess.run(
+        [*idmm_subprocess_cmd(), "run", "--resume", str(runs / "cut"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert final_metrics(runs / "cut") == final_metrics(base_run)
 
@@ -102,7 +133,7 @@ def test_ctrl_c_then_resume_matches_uninterrupted_run(baseline, tmp_path):
 def test_stop_at_any_step_then_resume_is_exact(baseline, tmp_path, stop_at, cli):
     """Stop through the core API at an exact step, resume from the CLI, compare with the baseline."""
     from idmm_tui.engine.distributed import Placement
-    from idmm_tui.engine.trainer import NullReporter, RunInterrupted, StopRequest
+    from idmm_tui.engine.events import NullReporter, RunInterrupted, StopRequest
     from idmm_tui.launch import create_run, execute
 
     recipe, base_run, _ = baseline
@@ -146,10 +177,27 @@ def test_resuming_a_completed_run_is_refused(baseline, cli):
 
 def test_embedded_demo_recipe_runs(tmp_path, cli):
     """The shipped demo recipe on the embedded dataset, shortened to one epoch per stage."""
-    result = cli("run", REPO / "recipes" / "demo.toml", "--runs-dir", tmp_path, "--name", "demo", "--json",
-                 "--set", "pretrain.epochs=1", "--set", "pretrain.warmup_epochs=0",
-                 "--set", "finetune.0.epochs=1", "--set", "finetune.0.warmup_epochs=0",
-                 "--set", "pretrain.local_crops=1", "--set", "data.num_workers=0")
+    result = cli(
+        "run",
+        REPO / "recipes" / "demo.toml",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "demo",
+        "--json",
+        "--set",
+        "pretrain.epochs=1",
+        "--set",
+        "pretrain.warmup_epochs=0",
+        "--set",
+        "finetune.0.epochs=1",
+        "--set",
+        "finetune.0.warmup_epochs=0",
+        "--set",
+        "pretrain.local_crops=1",
+        "--set",
+        "data.num_workers=0",
+    )
     assert result.code == 0, result.err
     summary = result.json()
     assert summary["dataset"] == "embedded" and summary["status"] == "completed"
@@ -159,12 +207,32 @@ def test_embedded_demo_recipe_runs(tmp_path, cli):
 def test_multi_process_ddp_with_gloo(tiny_recipe, tmp_path):
     """torchrun with 2 CPU processes: per-rank batches, rank 0 writes, one set of metrics."""
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "idmm_tui", "run",
-           str(tiny_recipe), "--runs-dir", str(tmp_path), "--name", "ddp", "--json",
-           "--set", "finetune.0.epochs=1", "--set", "finetune.0.warmup_epochs=0", "--set", "pretrain.epochs=1",
-           "--set", "pretrain.warmup_epochs=0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "idmm_tui",
+        "run",
+        str(tiny_recipe),
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "ddp",
+        "--json",
+        "--set",
+        "finetune.0.epochs=1",
+        "--set",
+        "finetune.0.warmup_epochs=0",
+        "--set",
+        "pretrain.epochs=1",
+        "--set",
+        "pretrain.warmup_epochs=0",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["world_size"] == 2
@@ -179,8 +247,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(baseline, tmp_path, cli):
     recipe, base_run, _ = baseline
     runs = tmp_path / "runs"
     cmd = [*idmm_subprocess_cmd(), "run", str(recipe), "--runs-dir", str(runs), "--name", "killed"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     last = runs / "killed" / "checkpoints" / "last.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not last.exists():
@@ -205,8 +274,14 @@ def test_init_from_a_run_keeps_the_head_only_when_asked(baseline, tmp_path, cli)
     parent = load_weights(base_run / "checkpoints" / "finetune_24.safetensors")
     for keep in (True, False):
         name = f"child-{keep}"
-        sets = ["pretrain.method=none", f"init={base_run}", f"init_head={str(keep).lower()}",
-                "finetune.0.epochs=1", "finetune.0.warmup_epochs=0", "finetune.0.lr=1e-12"]
+        sets = [
+            "pretrain.method=none",
+            f"init={base_run}",
+            f"init_head={str(keep).lower()}",
+            "finetune.0.epochs=1",
+            "finetune.0.warmup_epochs=0",
+            "finetune.0.lr=1e-12",
+        ]
         args = [a for item in sets for a in ("--set", item)]
         result = cli("run", base_run / "recipe.toml", "--runs-dir", tmp_path, "--name", name, "--json", *args)
         assert result.code == 0, result.err
@@ -214,18 +289,44 @@ def test_init_from_a_run_keeps_the_head_only_when_asked(baseline, tmp_path, cli)
         assert (child["backbone.pos_embed"] - parent["backbone.pos_embed"]).abs().max() < 1e-6
         same_head = (child["head.weight"] - parent["head.weight"]).abs().max() < 1e-6
         assert bool(same_head) is keep
-    bad = cli("run", base_run / "recipe.toml", "--runs-dir", tmp_path, "--name", "bad", "--set", "pretrain.method=none",
-              "--set", f"init={base_run / 'checkpoints' / 'pretrain.safetensors'}", "--set", "init_head=true")
+    bad = cli(
+        "run",
+        base_run / "recipe.toml",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "bad",
+        "--set",
+        "pretrain.method=none",
+        "--set",
+        f"init={base_run / 'checkpoints' / 'pretrain.safetensors'}",
+        "--set",
+        "init_head=true",
+    )
     assert bad.code == 2 and "init_head = true" in bad.err
 
 
 def test_knn_monitor_logs_its_starting_point(tiny_recipe, tmp_path, cli):
-    result = cli("run", tiny_recipe, "--runs-dir", tmp_path / "runs", "--name", "knn", "--json",
-                 "--set", "pretrain.knn_every=1", "--set", "finetune.0.epochs=0")
+    result = cli(
+        "run",
+        tiny_recipe,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "knn",
+        "--json",
+        "--set",
+        "pretrain.knn_every=1",
+        "--set",
+        "finetune.0.epochs=0",
+    )
     assert result.code == 0, result.err
     summary = result.json()
     assert 0.0 <= summary["knn_start"]["pretrain"] <= 100.0
-    knn = [m["knn_acc"] for m in RunDir(tmp_path / "runs" / "knn").read_metrics()
-           if m["kind"] == "epoch" and "knn_acc" in m]
+    knn = [
+        m["knn_acc"]
+        for m in RunDir(tmp_path / "runs" / "knn").read_metrics()
+        if m["kind"] == "epoch" and "knn_acc" in m
+    ]
     assert len(knn) == 2  # after each of the 2 pretraining epochs
     assert "kNN accuracy before training" in (tmp_path / "runs" / "knn" / "run.log").read_text()

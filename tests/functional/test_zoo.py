@@ -21,10 +21,10 @@ from safetensors.torch import load_file, save_file
 
 from idmm_tui.engine.checkpoint import load_checkpoint
 from idmm_tui.engine.distributed import Placement
-from idmm_tui.engine.trainer import classifier_head
 from idmm_tui.fsutil import sha256_file
 from idmm_tui.launch import create_run, execute
 from idmm_tui.methods.base import TwoPart
+from idmm_tui.methods.finetune import classifier_head
 from idmm_tui.models.registry import create_backbone
 from tests.conftest import TINY_RECIPE
 from tests.hub_server import LoopbackHub
@@ -174,15 +174,28 @@ def test_push_pull_round_trip_regular_and_lfs_loads_in_plain_timm(cli, trained, 
     g = torch.Generator().manual_seed(0)
     inputs = {"x24": torch.randn(4, 3, 24, 24, generator=g), "x16": torch.randn(4, 3, 16, 16, generator=g)}
     save_file(inputs, tmp_path / "inputs.safetensors")
-    spec = {"inputs": str(tmp_path / "inputs.safetensors"), "output": str(tmp_path / "out.safetensors"),
-            "models": {"local_ft": [f"local-dir:{fresh / 'tiny-ft'}", "x24"],
-                       "local_bb": [f"local-dir:{fresh / 'tiny-bb'}", "x16"],
-                       "hub_ft": ["hf-hub:org/tiny-ft", "x24"], "hub_bb": ["hf-hub:org/tiny-bb", "x16"]}}
+    spec = {
+        "inputs": str(tmp_path / "inputs.safetensors"),
+        "output": str(tmp_path / "out.safetensors"),
+        "models": {
+            "local_ft": [f"local-dir:{fresh / 'tiny-ft'}", "x24"],
+            "local_bb": [f"local-dir:{fresh / 'tiny-bb'}", "x16"],
+            "hub_ft": ["hf-hub:org/tiny-ft", "x24"],
+            "hub_bb": ["hf-hub:org/tiny-bb", "x16"],
+        },
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "IDMM_"))}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-sub"), HF_HUB_DISABLE_TELEMETRY="1",
-               HF_HUB_DISABLE_XET="1")
-    proc = subprocess.run([sys.executable, "-c", TIMM_ONLY, json.dumps(spec)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-sub"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", TIMM_ONLY, json.dumps(spec)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = load_file(tmp_path / "out.safetensors")
     with torch.no_grad():
@@ -209,8 +222,13 @@ def test_transfer_from_a_pulled_zoo_model_and_lineage(cli, trained, hub, tmp_pat
     # starting weights (to ~1e-9), so they must equal the zoo weights (a random start would differ by ~1e-2).
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(root=tiny_images))
-    overrides = ["init=zoo:parent", "pretrain.method=none", "finetune.0.epochs=1", "finetune.0.lr=1e-9",
-                 "finetune.0.warmup_epochs=0"]
+    overrides = [
+        "init=zoo:parent",
+        "pretrain.method=none",
+        "finetune.0.epochs=1",
+        "finetune.0.lr=1e-9",
+        "finetune.0.warmup_epochs=0",
+    ]
     run, resolved = create_run(recipe, overrides, tmp_path / "runs", "child")
     summary = execute(run, resolved, Placement(torch.device("cpu")))
     assert summary["init"] == "zoo:parent" and summary["status"] == "completed"
@@ -297,13 +315,19 @@ def test_unreachable_hub_answers_fast_and_falls_back_to_the_local_copy(cli, trai
 def test_catalogue_sha256_mismatch_is_refused_and_leaves_no_trace(cli, trained, hub, tmp_path):
     assert cli("zoo", "push", trained.path, "--stage", PT, "--name", "c", "--repo", "org/c", *hub_args(hub)).code == 0
     good = sha256_file(tmp_path / "zoo" / "c" / "model.safetensors")
-    entry = ('repo = "org/c"\nstatus = "published"\nbackbone = "vit_micro_p4"\nmethod = "idmm"\n'
-             'dataset = "imagefolder"\nstage = "pretrain"\nkind = "backbone"\nresolution = 16\n'
-             'metrics = {{loss = 6.5}}\nsource_run = "src"\nsha256 = "{sha}"\n')
+    entry = (
+        'repo = "org/c"\nstatus = "published"\nbackbone = "vit_micro_p4"\nmethod = "idmm"\n'
+        'dataset = "imagefolder"\nstage = "pretrain"\nkind = "backbone"\nresolution = 16\n'
+        'metrics = {{loss = 6.5}}\nsource_run = "src"\nsha256 = "{sha}"\n'
+    )
     (tmp_path / "catalogue.toml").write_text(
-        "[models.cat-good]\n" + entry.format(sha=good) + "\n[models.cat-bad]\n" + entry.format(sha="0" * 64)
+        "[models.cat-good]\n"
+        + entry.format(sha=good)
+        + "\n[models.cat-bad]\n"
+        + entry.format(sha="0" * 64)
         + '\n[models.planned]\nrepo = "org/planned"\nstatus = "not-published"\nbackbone = "pvt_v2_b0"\n'
-        'method = "idmm"\ndataset = "flowers102"\nstage = "pretrain"\nkind = "backbone"\nresolution = 112\n')
+        'method = "idmm"\ndataset = "flowers102"\nstage = "pretrain"\nkind = "backbone"\nresolution = 112\n'
+    )
     before = sorted(p.name for p in (tmp_path / "zoo").iterdir())
     r = cli("zoo", "pull", "cat-bad", "--endpoint", hub.url)
     assert r.code == 4 and "refused, nothing installed" in one_line_error(r)
@@ -333,11 +357,18 @@ def test_push_refuses_to_overwrite_a_name_without_force(cli, trained, tmp_path):
     assert json.loads((tmp_path / "zoo" / "taken" / "config.json").read_text())["num_classes"] == 3
 
 
-@pytest.mark.parametrize("args", [
-    ["zoo", "rm", "../x"], ["zoo", "show", "/etc"], ["zoo", "pull", "../x"], ["zoo", "pull", "/abs/path"],
-    ["zoo", "pull", "org/x", "--name", "../x"], ["zoo", "push", "RUN", "--name", "../x"],
-    ["zoo", "push", "RUN", "--name", "/tmp/evil"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["zoo", "rm", "../x"],
+        ["zoo", "show", "/etc"],
+        ["zoo", "pull", "../x"],
+        ["zoo", "pull", "/abs/path"],
+        ["zoo", "pull", "org/x", "--name", "../x"],
+        ["zoo", "push", "RUN", "--name", "../x"],
+        ["zoo", "push", "RUN", "--name", "/tmp/evil"],
+    ],
+)
 def test_names_that_escape_the_registry_are_refused(cli, trained, tmp_path, args):
     args = [str(trained.path) if a == "RUN" else a for a in args]
     r = cli(*args)

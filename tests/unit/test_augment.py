@@ -272,8 +272,9 @@ def test_each_op_alone_stays_in_unit_range(op):
     if op in RA.GEOMETRIC:
         out = _apply_geometric(op, x, level, sign)
         # level 0 is the identity transform
-        torch.testing.assert_close(RA._affine(op, torch.zeros(2), torch.ones(2)),
-                                   RA._affine("Identity", torch.zeros(2), torch.ones(2)))
+        torch.testing.assert_close(
+            RA._affine(op, torch.zeros(2), torch.ones(2)), RA._affine("Identity", torch.zeros(2), torch.ones(2))
+        )
         assert not torch.allclose(out[2:], x[2:])
         tol = 1e-6
     else:

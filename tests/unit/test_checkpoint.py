@@ -164,8 +164,7 @@ def test_optimizer_round_trip_gives_identical_next_step(tmp_path):
     model2, opt2 = _model_and_optimizer(seed=99)
     model2.load_state_dict(_model_weights(tensors))
     load_optimizer_tensors(opt2, tensors)
-    for (i, a), (j, b) in zip(opt.state_dict()["state"].items(), opt2.state_dict()["state"].items(),
-                              strict=True):
+    for (i, a), (j, b) in zip(opt.state_dict()["state"].items(), opt2.state_dict()["state"].items(), strict=True):
         assert i == j and a.keys() == b.keys()
         for name in a:
             assert torch.equal(torch.as_tensor(a[name]), torch.as_tensor(b[name])), name

@@ -14,7 +14,6 @@ from PIL import Image
 
 from idmm_tui.data import embedded_set, fashion_mnist
 from idmm_tui.data.registry import (
-    DatasetSpec,
     dataset_names,
     get_dataset_spec,
     load_split,
@@ -76,8 +75,21 @@ def check_split(ds, classes: list[str], labels: list[int]) -> None:
 
 def test_all_names_registered() -> None:
     assert dataset_names() == sorted(
-        ["flowers102", "pets", "dtd", "aircraft", "cars", "cub200", "indoor67", "imagefolder",
-         "fashion_mnist", "embedded", "imagenet", "sin10k", "imagenet_random10k"]
+        [
+            "flowers102",
+            "pets",
+            "dtd",
+            "aircraft",
+            "cars",
+            "cub200",
+            "indoor67",
+            "imagefolder",
+            "fashion_mnist",
+            "embedded",
+            "imagenet",
+            "sin10k",
+            "imagenet_random10k",
+        ]
     )
     for name in dataset_names():
         spec = get_dataset_spec(name)
@@ -113,10 +125,16 @@ def test_unknown_split() -> None:
 
 def test_register_duplicate_rejected() -> None:
     spec = get_dataset_spec("embedded")
-    assert register_dataset(spec) is spec  # same spec again: no-op
-    other = DatasetSpec("embedded", 1, "x", "", False, None, None, spec.loader)
+    same = dict(
+        num_classes=spec.num_classes,
+        description=spec.description,
+        default_root=spec.default_root,
+        paper_sizes=(spec.paper_train_size, spec.paper_test_size),
+    )
+    assert register_dataset("embedded", **same)(spec.loader) is spec.loader  # same spec again: no-op
+    assert get_dataset_spec("embedded") == spec
     with pytest.raises(ValueError, match="already registered"):
-        register_dataset(other)
+        register_dataset("embedded", num_classes=1, description="x", default_root="")(spec.loader)
 
 
 # --- every on-disk format ------------------------------------------------------------------------
@@ -273,6 +291,7 @@ def test_embedded_rebuild_is_identical() -> None:
 
 
 # --- missing data --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_DIR))
 def test_missing_dataset_message(name: str, tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from idmm_tui.methods import get_method, method_names
+from idmm_tui.methods import config_class, get_method, method_names
 from idmm_tui.methods.base import Batch
-from idmm_tui.methods.dino import dino_loss, teacher_temperature, update_center
+from idmm_tui.methods.dino import DINOConfig, dino_loss, teacher_temperature, update_center
 from idmm_tui.methods.moco import cosine_momentum, enqueue, infonce_queue, moco_v3_ctr
 from idmm_tui.methods.simclr import nt_xent
 from idmm_tui.methods.supcon import supcon_loss
@@ -115,7 +115,7 @@ def test_dino_loss_explicit_centering_sharpening():
 
 
 def test_teacher_temperature_warmup():
-    cfg = PretrainConfig(epochs=100, teacher_temp_start=0.04, teacher_temp=0.07, teacher_temp_epochs=30)
+    cfg = DINOConfig(epochs=100, teacher_temp_start=0.04, teacher_temp=0.07, teacher_temp_epochs=30)
     assert teacher_temperature(cfg, 0.0) == pytest.approx(0.04)
     assert teacher_temperature(cfg, 0.15) == pytest.approx(0.055)
     assert teacher_temperature(cfg, 0.5) == pytest.approx(0.07)
@@ -165,7 +165,9 @@ def _cfg(**kw) -> PretrainConfig:
         dino_out=10,
         blur_prob=0.0,
     )
-    return PretrainConfig(**{**base, **kw})
+    values = {**base, **kw}
+    cls = config_class(values.get("method", "idmm"))
+    return cls(**{k: v for k, v in values.items() if k in cls.model_fields})  # the keys this method has
 
 
 def _batch() -> Batch:
@@ -188,7 +190,7 @@ def test_one_step(name):
     module = method.build(backbone, int(backbone.num_features), 8, cfg)
     assert module.backbone is backbone
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    loss, seen = method.loss(module, _batch(), torch.Generator().manual_seed(1), cfg)
+    loss, seen = method.loss(module, _batch(), torch.Generator().manual_seed(1), cfg, 0)
     assert torch.isfinite(loss) and seen >= 16
     opt.zero_grad()
     loss.backward()
@@ -227,8 +229,26 @@ def test_recipe_accepts_method(tmp_path, name):
 
     path = tmp_path / "r.toml"
     path.write_text("")
-    recipe = resolve_recipe(path, [f"pretrain.method={name}", "pretrain.temperature=0.3", "pretrain.queue_size=64"])
+    recipe = resolve_recipe(
+        path, [f"pretrain.method={name}", "pretrain.temperature=0.3", "pretrain.mocov2.queue_size=64"]
+    )
     assert recipe.pretrain.method == name and recipe.pretrain.temperature == 0.3
+    assert getattr(recipe.pretrain, "queue_size", 64) == 64  # a [pretrain.mocov2] value reaches mocov2 only
+
+
+@pytest.mark.parametrize("name", ["idmm", *(n for n in BASELINES if n != "mocov2")])
+def test_a_key_of_another_method_is_an_error_naming_the_method(tmp_path, name):
+    from idmm_tui.errors import RecipeError
+    from idmm_tui.launch import resolve_recipe
+
+    path = tmp_path / "r.toml"
+    path.write_text("")
+    with pytest.raises(
+        RecipeError,
+        match=rf"pretrain.queue_size: unknown key for pretraining method '{name}'.*"
+        r"\[pretrain.mocov2\]",
+    ):
+        resolve_recipe(path, [f"pretrain.method={name}", "pretrain.queue_size=64"])
 
 
 def test_idmm_run_every_baseline(cli, tiny_recipe, tmp_path):
@@ -249,11 +269,11 @@ def test_idmm_run_every_baseline(cli, tiny_recipe, tmp_path):
             "--set",
             "finetune.0.epochs=0",
             "--set",
-            "pretrain.dino_out=64",
+            "pretrain.dino.dino_out=64",
             "--set",
             "pretrain.proj_hidden=32",
             "--set",
-            "pretrain.queue_size=16",
+            "pretrain.mocov2.queue_size=16",
         )
         assert result.code == 0, result.err
         summary = result.json()
@@ -273,7 +293,7 @@ def test_state_dict_resume_is_exact(name):
     a = build()
     opt = torch.optim.AdamW(a.parameters(), lr=1e-3)
     for step in range(2):
-        loss, _ = method.loss(a, _batch(), torch.Generator().manual_seed(step), cfg)
+        loss, _ = method.loss(a, _batch(), torch.Generator().manual_seed(step), cfg, 0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -283,7 +303,7 @@ def test_state_dict_resume_is_exact(name):
     results = []
     for m in (a, b):
         torch.manual_seed(7)
-        loss, _ = method.loss(m, _batch(), torch.Generator().manual_seed(9), cfg)
+        loss, _ = method.loss(m, _batch(), torch.Generator().manual_seed(9), cfg, 0)
         results.append((float(loss.detach()), {k: v.clone() for k, v in m.state_dict().items()}))
     assert results[0][0] == results[1][0]
     assert all(torch.equal(v, results[1][1][k]) for k, v in results[0][1].items())
@@ -305,7 +325,7 @@ def test_state_dict_resume_is_exact(name):
     ],
 )
 def test_auto_optimizer_follows_table_10_and_is_written_into_the_resolved_recipe(tmp_path, name, expected):
-    from idmm_tui.engine.trainer import make_optimizer
+    from idmm_tui.engine.optim import make_optimizer
     from idmm_tui.launch import resolve_recipe
 
     path = tmp_path / "r.toml"
@@ -328,7 +348,7 @@ def test_projection_mlp_defaults_per_method_and_switches_idmm():
     mlp = get_method("idmm").build(create_backbone("vit_nano_p2", img_size=16), d, 8, cfg)
     assert isinstance(mlp.head, torch.nn.Sequential) and mlp.head[-1].in_features == 16
     assert mlp(torch.randn(4, 3, 16, 16)).shape == (4, 8)
-    loss, _ = get_method("idmm").loss(mlp, _batch(), torch.Generator().manual_seed(0), cfg)
+    loss, _ = get_method("idmm").loss(mlp, _batch(), torch.Generator().manual_seed(0), cfg, 0)
     assert torch.isfinite(loss)
     simclr = get_method("simclr")
     assert not isinstance(simclr.build(backbone, d, 8, _cfg(method="simclr")).head, torch.nn.Identity)
@@ -347,7 +367,7 @@ def test_every_method_trains_every_backbone_family(name, backbone_name):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8, generator=g)
     batch = Batch(images, torch.tensor([[40, 40]] * 4), torch.tensor([0, 1, 0, 1]), torch.arange(4))
-    loss, _ = get_method(name).loss(module, batch, torch.Generator().manual_seed(1), cfg)
+    loss, _ = get_method(name).loss(module, batch, torch.Generator().manual_seed(1), cfg, 0)
     loss.backward()
     assert torch.isfinite(loss)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())

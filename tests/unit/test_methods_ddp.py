@@ -17,10 +17,9 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from idmm_tui.engine.views import pretrain_crops
+from idmm_tui.engine.views import crop_groups, pretrain_crops
 from idmm_tui.methods import dino, get_method, simclr
-from idmm_tui.methods.base import Batch
-from idmm_tui.methods.idmm import crop_groups
+from idmm_tui.methods.base import Batch, config_class
 from idmm_tui.recipe import PretrainConfig
 
 pytestmark = pytest.mark.slow
@@ -33,8 +32,7 @@ BUFFERS = ("queue", "queue_ptr", "center")
 
 
 def _cfg(name: str) -> PretrainConfig:
-    return PretrainConfig(
-        method=name,
+    values = dict(
         epochs=2,
         resolution=8,
         global_crops=2,
@@ -45,6 +43,8 @@ def _cfg(name: str) -> PretrainConfig:
         dino_out=12,
         blur_prob=0.0,
     )
+    cls = config_class(name)
+    return cls(**{k: v for k, v in values.items() if k in cls.model_fields})  # the keys this method has
 
 
 def _build(name: str, cfg: PretrainConfig) -> nn.Module:
@@ -70,7 +70,7 @@ def _gen(rank: int) -> torch.Generator:
 
 def _step(name: str, module: nn.Module, batch: Batch, gen: torch.Generator) -> dict:
     cfg = _cfg(name)
-    loss, _ = get_method(name).loss(module, batch, gen, cfg)
+    loss, _ = get_method(name).loss(module, batch, gen, cfg, 0)
     loss.backward()
     inner = module.module if isinstance(module, DistributedDataParallel) else module
     grads = {k: p.grad.detach().clone() for k, p in inner.named_parameters() if p.grad is not None}

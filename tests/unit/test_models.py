@@ -20,10 +20,19 @@ from idmm_tui.models import (
 )
 
 EXPECTED_NAMES = [
-    "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224",
-    "pvt_v2_b0", "pvt_v2_b1", "pvt_v2_b2", "pvt_v2_b3",
-    "t2t_vit_7", "t2t_vit_14",
-    "vit_nano_p2", "vit_pico_p4", "vit_micro_p4", "vit_mini_p4",
+    "deit_tiny_patch16_224",
+    "deit_small_patch16_224",
+    "deit_base_patch16_224",
+    "pvt_v2_b0",
+    "pvt_v2_b1",
+    "pvt_v2_b2",
+    "pvt_v2_b3",
+    "t2t_vit_7",
+    "t2t_vit_14",
+    "vit_nano_p2",
+    "vit_pico_p4",
+    "vit_micro_p4",
+    "vit_mini_p4",
 ]
 BIG = 10_000_000  # above this many parameters, build on the meta device (shapes only)
 
@@ -46,12 +55,12 @@ def test_registered_names_and_defaults() -> None:
     for name in backbone_names():
         spec = get_backbone_spec(name)
         assert spec.name == name and spec.description
-        assert spec.family in ("vit", "pvt", "t2t")
-        if spec.family == "vit":
+        assert spec.family.name in ("vit", "pvt", "t2t")
+        if spec.family.name == "vit":
             assert (spec.lr, spec.warmup_epochs) == (5e-4, 2)
         else:
             assert (spec.lr, spec.warmup_epochs) == (1e-3, 10)
-        assert spec.needs_idmm == (spec.family == "t2t")
+        assert spec.needs_idmm == (spec.family.name == "t2t")
     assert get_backbone_spec("vit_micro_p4").default_resolution in (28, 32)
     assert get_backbone_spec("deit_base_patch16_224").default_resolution == 224
 
@@ -209,8 +218,10 @@ def test_unknown_name_suggests_close_names() -> None:
         create_backbone("resnet50", img_size=32)
 
 
-@pytest.mark.parametrize(("name", "img"), [("vit_micro_p4", 30), ("t2t_vit_7", 40), ("t2t_vit_7", 16),
-                                           ("pvt_v2_b0", 16), ("deit_tiny_patch16_224", 100)])
+@pytest.mark.parametrize(
+    ("name", "img"),
+    [("vit_micro_p4", 30), ("t2t_vit_7", 40), ("t2t_vit_7", 16), ("pvt_v2_b0", 16), ("deit_tiny_patch16_224", 100)],
+)
 def test_bad_resolution_is_a_usage_error(name: str, img: int) -> None:
     with pytest.raises(UsageError, match=f"{img}-px"):
         check_resolution(name, img)

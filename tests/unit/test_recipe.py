@@ -128,9 +128,7 @@ def test_base_inheritance_merges_tables_replaces_arrays(tmp_path, monkeypatch):
 def test_base_chain_and_relative_paths(tmp_path, monkeypatch):
     _write(tmp_path / "a" / "root.toml", "seed = 1\n[data]\nnum_workers = 0\n")
     _write(tmp_path / "a" / "b" / "mid.toml", 'base = "../root.toml"\nseed = 2\n[model]\ndrop_path = 0.2\n')
-    leaf = _write(
-        tmp_path / "c" / "leaf.toml", 'base = "../a/b/mid.toml"\n[model]\nbackbone = "vit_nano_p2"\n'
-    )
+    leaf = _write(tmp_path / "c" / "leaf.toml", 'base = "../a/b/mid.toml"\n[model]\nbackbone = "vit_nano_p2"\n')
     monkeypatch.chdir(tmp_path / "a")
     recipe = load_recipe(leaf)
     assert recipe.seed == 2

@@ -6,16 +6,20 @@ import json
 
 import pytest
 
-from idmm_tui.engine.trainer import derive_seed, plan_stages
+from idmm_tui.engine.seeding import derive_seed
 from idmm_tui.errors import RunStateError
 from idmm_tui.recipe import FinetuneConfig, Recipe
 from idmm_tui.runs.store import RunDir, create_run_dir, iter_metrics, list_runs, open_run_dir
+from idmm_tui.stages import plan_stages
 
 
 def test_plan_follows_the_recipe():
     recipe = Recipe(finetune=[FinetuneConfig(resolution=224), FinetuneConfig(resolution=448, epochs=100)])
     assert [(s.name, s.kind) for s in plan_stages(recipe)] == [
-        ("pretrain", "pretrain"), ("finetune_224", "finetune"), ("finetune_448", "finetune")]
+        ("pretrain", "pretrain"),
+        ("finetune_224", "finetune"),
+        ("finetune_448", "finetune"),
+    ]
     none = recipe.model_copy(update={"pretrain": recipe.pretrain.model_copy(update={"method": "none"})})
     assert [s.name for s in plan_stages(none)] == ["finetune_224", "finetune_448"]
     assert [s.index for s in plan_stages(none)] == [0, 1]

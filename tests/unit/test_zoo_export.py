@@ -14,12 +14,14 @@ import yaml
 from safetensors.torch import load_file
 
 from idmm_tui.engine.checkpoint import save_checkpoint
-from idmm_tui.engine.trainer import classifier_head, new_summary, plan_stages
 from idmm_tui.errors import RunStateError, UsageError
 from idmm_tui.methods.base import TwoPart
+from idmm_tui.methods.finetune import classifier_head
 from idmm_tui.models.registry import create_backbone
 from idmm_tui.recipe import DataConfig, FinetuneConfig, ModelConfig, PretrainConfig, Recipe, save_recipe
 from idmm_tui.runs.store import create_run_dir
+from idmm_tui.runs.summary import new_summary
+from idmm_tui.stages import plan_stages
 from idmm_tui.transfer import init_lineage
 from idmm_tui.zoo import catalogue as cat
 from idmm_tui.zoo import registry as reg
@@ -35,9 +37,14 @@ RES = 8
 def make_run(root: Path, *, finished: bool = True, init: str = "", name: str = "run1"):
     """A run directory with real checkpoints of random weights (vit_nano_p2 at 8 px): no training."""
     run = create_run_dir(root, name)
-    recipe = Recipe(name="unit", init=init, data=DataConfig(root="/home/someone/secret-data"),
-                    model=ModelConfig(backbone="vit_nano_p2"), pretrain=PretrainConfig(epochs=1, resolution=RES),
-                    finetune=[FinetuneConfig(epochs=1, resolution=RES, eval_crop_pct=0.9)])
+    recipe = Recipe(
+        name="unit",
+        init=init,
+        data=DataConfig(root="/home/someone/secret-data"),
+        model=ModelConfig(backbone="vit_nano_p2"),
+        pretrain=PretrainConfig(epochs=1, resolution=RES),
+        finetune=[FinetuneConfig(epochs=1, resolution=RES, eval_crop_pct=0.9)],
+    )
     save_recipe(recipe, run.recipe)
     stages = plan_stages(recipe)
     summary = new_summary(run, recipe, "ab" * 32, stages, 1)
@@ -50,12 +57,26 @@ def make_run(root: Path, *, finished: bool = True, init: str = "", name: str = "
             if stage.kind == "finetune":
                 tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
             metrics = {"epoch": 1, "loss": 1.5} | ({"test_acc": 40.0} if stage.kind == "finetune" else {})
-            save_checkpoint(run.checkpoint(stage.name), tensors, {
-                "stage": stage.name, "kind": stage.kind, "resolution": RES, "backbone": "vit_nano_p2",
-                "num_classes": len(CLASSES) if stage.kind == "finetune" else 0,
-                "classes": CLASSES if stage.kind == "finetune" else [], "metrics": metrics})
-            summary["stages"][stage.name] = {"kind": stage.kind, "resolution": RES, "epochs": 1,
-                                             "status": "completed", **metrics}
+            save_checkpoint(
+                run.checkpoint(stage.name),
+                tensors,
+                {
+                    "stage": stage.name,
+                    "kind": stage.kind,
+                    "resolution": RES,
+                    "backbone": "vit_nano_p2",
+                    "num_classes": len(CLASSES) if stage.kind == "finetune" else 0,
+                    "classes": CLASSES if stage.kind == "finetune" else [],
+                    "metrics": metrics,
+                },
+            )
+            summary["stages"][stage.name] = {
+                "kind": stage.kind,
+                "resolution": RES,
+                "epochs": 1,
+                "status": "completed",
+                **metrics,
+            }
         summary.update(status="completed", test_acc=40.0)
     run.write_summary(summary)
     return run, TwoPart(backbone, head).eval()
@@ -212,18 +233,30 @@ def test_transfer_recipe_points_at_a_catalogued_model():
     assert entry.backbone == recipe.model.backbone and entry.dataset == recipe.data.dataset
 
 
-@pytest.mark.parametrize("body, message", [
-    ('repo="o/x"\nstatus="not-published"\nbackbone="b"\nmethod="idmm"\ndataset="d"\nstage="s"\nkind="backbone"\n'
-     'resolution=1\nmetrics={test_acc=90.0}', "no measured metrics"),
-    ('repo="o/x"\nstatus="published"\nbackbone="b"\nmethod="idmm"\ndataset="d"\nstage="s"\nkind="backbone"\n'
-     'resolution=1\nsha256="abc"', "sha256"),
-    ('repo="../x"\nstatus="not-published"\nbackbone="b"\nmethod="idmm"\ndataset="d"\nstage="s"\nkind="backbone"\n'
-     'resolution=1', "ORG/NAME"),
-    ('repo="o/x"\ncolour="red"', "unknown key"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            'repo="o/x"\nstatus="not-published"\nbackbone="b"\nmethod="idmm"\ndataset="d"\nstage="s"\nkind="backbone"\n'
+            "resolution=1\nmetrics={test_acc=90.0}",
+            "no measured metrics",
+        ),
+        (
+            'repo="o/x"\nstatus="published"\nbackbone="b"\nmethod="idmm"\ndataset="d"\nstage="s"\nkind="backbone"\n'
+            'resolution=1\nsha256="abc"',
+            "sha256",
+        ),
+        (
+            'repo="../x"\nstatus="not-published"\nbackbone="b"\nmethod="idmm"\ndataset="d"\nstage="s"\nkind="backbone"\n'
+            "resolution=1",
+            "ORG/NAME",
+        ),
+        ('repo="o/x"\ncolour="red"', "unknown key"),
+    ],
+)
 def test_malformed_catalogue_entries_are_refused(tmp_path, body, message):
     path = tmp_path / "c.toml"
-    path.write_text(f'[models.m]\n{body}\n')
+    path.write_text(f"[models.m]\n{body}\n")
     with pytest.raises(UsageError, match=message):
         cat.load_catalogue(path)
 

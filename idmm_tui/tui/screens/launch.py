@@ -173,9 +173,9 @@ class LaunchScreen(Screen):
     def check(self, token: int, recipe_path: str, values: dict[str, Any], extra: str, name: str) -> None:
         defaults: dict[str, Any] = {}
         try:
-            from idmm_tui.engine.trainer import plan_stages
             from idmm_tui.launch import resolve_recipe
             from idmm_tui.recipe import load_recipe
+            from idmm_tui.stages import plan_stages
 
             defaults = recipe_defaults(load_recipe(recipe_path))
             try:
@@ -202,7 +202,7 @@ class LaunchScreen(Screen):
     def _check_data(self, recipe: Any) -> None:
         """The dataset must be on disk (or downloadable), as ``idmm run`` checks before it starts."""
         from idmm_tui.data.registry import load_configured
-        from idmm_tui.engine.trainer import plan_stages
+        from idmm_tui.stages import plan_stages
 
         data = recipe.data
         splits = ("train", "test") if any(s.kind == "finetune" for s in plan_stages(recipe)) else ("train",)
