@@ -4,4 +4,4 @@ IDMM = parametric Instance Discrimination with Multi-crop and CutMix
 ("Training Vision Transformers with Only 2040 Images").
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

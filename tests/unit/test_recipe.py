@@ -18,6 +18,7 @@ from idmm_tui.recipe import (
     load_raw,
     load_recipe,
     parse_override,
+    parse_saved_recipe,
     to_toml,
     validate,
 )
@@ -328,3 +329,58 @@ def test_resolve_recipe_rejects_unknown_names(tmp_path):
         resolve_recipe(path, ["data.dataset=no_such_dataset"])
     with pytest.raises(UsageError):
         resolve_recipe(path, ["pretrain.method=no_such_method"])
+
+
+# --- per-method settings ([pretrain] is validated by the chosen method's model) ----------------
+
+
+def test_method_tables_fill_in_what_pretrain_leaves_unset():
+    raw = {
+        "pretrain": {
+            "method": "dino",
+            "momentum": 0.5,
+            "dino": {"dino_out": 64, "momentum": 0.9},
+            "mocov2": {"queue_size": 32},
+        }
+    }
+    cfg = validate(raw, "t").pretrain
+    assert type(cfg).__name__ == "DINOConfig"
+    assert (cfg.dino_out, cfg.momentum) == (64, 0.5)  # [pretrain] wins over [pretrain.dino]
+    assert not hasattr(cfg, "queue_size")  # another method's table does not apply
+
+
+def test_a_table_of_a_method_not_chosen_is_still_checked():
+    with pytest.raises(RecipeError, match=r"pretrain\.dino\.dino_outt: unknown key \(did you mean 'dino_out'"):
+        validate({"pretrain": {"method": "idmm", "dino": {"dino_outt": 3}}}, "t")
+    with pytest.raises(RecipeError, match=r"pretrain\.mocov2\.queue_size"):
+        validate({"pretrain": {"mocov2": {"queue_size": -1}}}, "t")
+
+
+def test_random_init_accepts_any_methods_keys_but_not_typos():
+    assert (
+        validate({"pretrain": {"method": "none", "label_smoothing": 0.1, "dino_out": 8}}, "t").pretrain.method == "none"
+    )
+    with pytest.raises(RecipeError, match="pretrain.labl_smoothing: unknown key"):
+        validate({"pretrain": {"method": "none", "labl_smoothing": 0.1}}, "t")
+
+
+def test_saved_recipe_keeps_the_methods_own_keys_in_its_table_and_can_switch_method():
+    recipe = validate({"pretrain": {"method": "idmm", "cutmix_alpha": 0.0, "epochs": 3}}, "t")
+    text = to_toml(recipe)
+    saved = tomllib.loads(text)
+    assert saved["pretrain"]["idmm"]["cutmix_alpha"] == 0.0 and "cutmix_alpha" not in saved["pretrain"]
+    assert validate(tomllib.loads(text), "round-trip") == recipe
+    saved["pretrain"]["method"] = "simclr"  # e.g. `idmm run RUN/recipe.toml --set pretrain.method=simclr`
+    assert validate(saved, "switched").pretrain.epochs == 3
+
+
+def test_recipes_saved_by_0_1_still_parse():
+    """0.1 wrote every method's keys into one flat [pretrain] table; the run's own method kept its values."""
+    old = (
+        '[pretrain]\nmethod = "simclr"\nepochs = 3\nlabel_smoothing = 0.1\ncutmix_alpha = 0.5\nhead_bias = true\n'
+        'proj_dim = 16\nqueue_size = 2048\nmomentum = 0.99\ndino_out = 65536\noptimizer = "sgd"\n'
+    )
+    recipe = parse_saved_recipe(old, "old")
+    assert (recipe.pretrain.method, recipe.pretrain.proj_dim, recipe.pretrain.epochs) == ("simclr", 16, 3)
+    with pytest.raises(RecipeError, match="queue_size"):  # the same text is no longer a valid *new* recipe
+        validate(tomllib.loads(old), "new")
