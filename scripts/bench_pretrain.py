@@ -74,7 +74,7 @@ def bench_idmm(args, bank, device, amp: bool) -> float:
     needed = (args.warmup + args.steps) * args.batch
     order = order.repeat(needed // len(order) + 1)[:needed]
     images = 0
-    for i, (img, sizes, labels, ids) in enumerate(bank.batches(order, args.batch, drop_last=True)):
+    for i, (img, sizes, labels, ids) in enumerate(bank.batches(list(order.split(args.batch)))):
         if i == args.warmup:
             sync(device)
             start, images = time.perf_counter(), 0

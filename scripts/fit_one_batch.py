@@ -45,7 +45,7 @@ def main() -> None:
     module = method.build(backbone, int(backbone.num_features), args.images, cfg)
     optimizer = make_optimizer(module, cfg)
     bank = build_bank(load_configured(recipe.data, "train"), cfg.resolution, cache="auto", num_workers=0)
-    images, sizes, labels, _ = next(bank.batches(torch.arange(args.images), args.images, drop_last=False))
+    images, sizes, labels, _ = next(bank.batches([torch.arange(args.images)]))
     batch = Batch(images, sizes, labels, torch.arange(args.images))
     if cfg.method == "dino":
         pairs = cfg.global_crops * (cfg.global_crops + cfg.local_crops - 1)

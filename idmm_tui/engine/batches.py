@@ -81,11 +81,8 @@ class ImageBank:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def batches(self, order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Batches over ``order`` (instance ids), in that order."""
-        chunks = list(torch.split(order, batch_size))
-        if drop_last and chunks and len(chunks[-1]) < batch_size:
-            chunks.pop()
+    def batches(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
+        """One batch per chunk of instance ids, in that order (see :func:`in_chunks`)."""
         if self.images is not None:
             for idx in chunks:
                 yield self.images[idx], self.sizes[idx], self.labels[idx], idx
@@ -99,6 +96,11 @@ class ImageBank:
         )
         for images, sizes, labels, idx in loader:
             yield images, sizes, labels, idx
+
+
+def in_chunks(order: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """``order`` cut into chunks of ``size`` (the last one smaller): every index once."""
+    return list(torch.split(order, size))
 
 
 def _cache_budget() -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from idmm_tui.engine.batches import ImageBank
+from idmm_tui.engine.batches import ImageBank, in_chunks
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
 from idmm_tui.engine.knn import extract_features, weighted_knn_accuracy
 from idmm_tui.engine.views import eval_views
@@ -29,7 +29,7 @@ def top1_accuracy(
     order = torch.arange(n)[place.rank :: place.world_size]
     correct = 0
     batch = max(1, min(2 * cfg.batch_size // place.world_size, 512))
-    for images, sizes, labels, _ in test.batches(order, batch, drop_last=False):
+    for images, sizes, labels, _ in test.batches(in_chunks(order, batch)):
         views = eval_views(images.to(place.device), sizes.to(place.device), cfg.resolution, cfg.eval_crop_pct)
         with autocast():
             logits = module(views)

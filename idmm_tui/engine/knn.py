@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from idmm_tui.engine.batches import ImageBank
+from idmm_tui.engine.batches import ImageBank, in_chunks
 from idmm_tui.engine.views import eval_views
 
 
@@ -32,7 +32,7 @@ def extract_features(
     was_training = backbone.training
     backbone.eval()
     out = []
-    for images, sizes, _, _ in bank.batches(torch.arange(len(bank)), batch_size, drop_last=False):
+    for images, sizes, _, _ in bank.batches(in_chunks(torch.arange(len(bank)), batch_size)):
         views = eval_views(images.to(device), sizes.to(device), resolution, crop_pct)
         with autocast or contextlib.nullcontext():
             feats = backbone(views)

@@ -33,6 +33,7 @@ from idmm_tui.engine.distributed import Placement, all_reduce_sum
 from idmm_tui.engine.evaluate import knn_accuracy, top1_accuracy
 from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
 from idmm_tui.engine.optim import make_optimizer
+from idmm_tui.engine.sampling import rank_batches, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.seeding import derive_seed
 from idmm_tui.errors import CheckpointError, UsageError
@@ -216,9 +217,9 @@ class Trainer:
         batch -= batch % world
         if batch < world:
             raise ValueError(f"batch_size {cfg.batch_size} is smaller than the number of processes ({world})")
-        steps_per_epoch = n_train // batch
-        total_steps = steps_per_epoch * cfg.epochs
-        warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
+        steps = steps_per_epoch(n_train, batch, world)  # every image, every epoch (last batch smaller)
+        total_steps = steps * cfg.epochs
+        warmup_steps = int(round(cfg.warmup_epochs * steps))
 
         objective = self.objective(stage)
         num_outputs = n_train if stage.kind == "pretrain" else len(train.classes)
@@ -273,15 +274,11 @@ class Trainer:
                 n_train,
                 generator=torch.Generator().manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "order")),
             )
-            chunks = torch.split(order[: steps_per_epoch * batch], batch)
-            per_rank = batch // world
-            mine = [c[self.place.rank * per_rank : (self.place.rank + 1) * per_rank] for c in chunks]
-            remaining = mine[pos.step_in_epoch :]
+            remaining = rank_batches(order, batch, world, self.place.rank)[pos.step_in_epoch :]
             module.train()
             if remaining:
-                indices = torch.cat(remaining)
                 tick = time.perf_counter()
-                for images, sizes, labels, ids in train.batches(indices, per_rank, drop_last=False):
+                for images, sizes, labels, ids in train.batches(remaining):
                     lr = lr_at(
                         pos.global_step,
                         total_steps=total_steps,
@@ -319,7 +316,7 @@ class Trainer:
                         loss_value,
                         pos.acc.window_images / max(pos.acc.window_time, 1e-9),
                     )
-                    if pos.global_step % self.recipe.log_every == 0 or pos.step_in_epoch == steps_per_epoch:
+                    if pos.global_step % self.recipe.log_every == 0 or pos.step_in_epoch == steps:
                         self.log_window(stage, epoch, pos, lr)
                     if self.stop_requested():
                         self.save_last(stage, module, optimizer, gen, pos)

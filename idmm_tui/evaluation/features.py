@@ -132,8 +132,8 @@ class _Subset:
     def __len__(self) -> int:
         return int(self.indices.shape[0])
 
-    def batches(self, order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[tuple[torch.Tensor, ...]]:
-        for batch in self.bank.batches(self.indices[order], batch_size, drop_last):
+    def batches(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
+        for batch in self.bank.batches([self.indices[c] for c in chunks]):
             yield batch
             if self.on_batch:
                 self.on_batch(int(batch[0].shape[0]))
