@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from idmm_tui.data.registry import load_split
-from idmm_tui.engine.batches import build_bank
+from idmm_tui.engine.batches import build_bank, train_storage_size
 from idmm_tui.engine.distributed import resolve_device
 from idmm_tui.engine.views import crop_groups
 from idmm_tui.methods import Batch, get_method
@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="embedded")
     parser.add_argument("--root", default="")
     parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument(
+        "--storage", type=int, default=0, help="stored image side (default: the stage's, resolution / sqrt(0.05))"
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -105,7 +108,8 @@ def main() -> None:
 
     device = resolve_device(args.device)
     amp = args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda")
-    bank = build_bank(load_split(args.dataset, args.root or None, "train"), args.resolution)
+    side = args.storage or train_storage_size(args.resolution, 0.05)
+    bank = build_bank(load_split(args.dataset, args.root or None, "train"), side)
     print(
         f"backbone {args.backbone}  resolution {args.resolution}  batch {args.batch} (x6 crops)  "
         f"device {device}  amp {'bf16' if amp else 'off'}  threads {torch.get_num_threads()}"

@@ -79,13 +79,37 @@ def write_run(root: Path, n: int) -> Path:
     loss = 5.0 * np.exp(-np.arange(n) / (n / 3)) + 0.3 * rng.standard_normal(n) ** 2
     with open(run / "metrics.jsonl", "w") as handle:
         for i in range(n):
-            handle.write(json.dumps({"kind": "train", "stage": "finetune_224", "stage_index": 0, "epoch": i // 100 + 1,
-                                     "step": i + 1, "loss": round(float(loss[i]), 6), "lr": 1e-3,
-                                     "images_per_s": 900.0 + i % 7, "time": i * 0.1}) + "\n")
-    summary = {"format": "idmm-run/1", "name": "big", "status": "running", "started_at": "2026-11-26T12:00:00+0000",
-               "plan": [{"name": "finetune_224", "kind": "finetune", "epochs": n // 100, "resolution": 224}],
-               "current": {"stage": "finetune_224", "stage_index": 0, "epoch": n // 100, "epochs": n // 100,
-                           "step": n, "total_steps": n + 1000}}
+            handle.write(
+                json.dumps(
+                    {
+                        "kind": "train",
+                        "stage": "finetune_224",
+                        "stage_index": 0,
+                        "epoch": i // 100 + 1,
+                        "step": i + 1,
+                        "loss": round(float(loss[i]), 6),
+                        "lr": 1e-3,
+                        "images_per_s": 900.0 + i % 7,
+                        "time": i * 0.1,
+                    }
+                )
+                + "\n"
+            )
+    summary = {
+        "format": "idmm-run/1",
+        "name": "big",
+        "status": "running",
+        "started_at": "2026-11-26T12:00:00+0000",
+        "plan": [{"name": "finetune_224", "kind": "finetune", "epochs": n // 100, "resolution": 224}],
+        "current": {
+            "stage": "finetune_224",
+            "stage_index": 0,
+            "epoch": n // 100,
+            "epochs": n // 100,
+            "step": n,
+            "total_steps": n + 1000,
+        },
+    }
     (run / "summary.json").write_text(json.dumps(summary))
     (run / "recipe.toml").write_text("seed = 0\n")
     return run
@@ -123,9 +147,22 @@ async def measure_run_view(size: tuple[int, int], n: int):
             handler_s.clear()
             with open(run / "metrics.jsonl", "a") as handle:
                 for i in range(n, n + 50):
-                    handle.write(json.dumps({"kind": "train", "stage": "finetune_224", "stage_index": 0,
-                                             "epoch": i // 100 + 1, "step": i + 1, "loss": 0.5, "lr": 1e-3,
-                                             "images_per_s": 900.0, "time": i * 0.1}) + "\n")
+                    handle.write(
+                        json.dumps(
+                            {
+                                "kind": "train",
+                                "stage": "finetune_224",
+                                "stage_index": 0,
+                                "epoch": i // 100 + 1,
+                                "step": i + 1,
+                                "loss": 0.5,
+                                "lr": 1e-3,
+                                "images_per_s": 900.0,
+                                "time": i * 0.1,
+                            }
+                        )
+                        + "\n"
+                    )
             while screen.curves.points < n + 50 or any(p.builds == b for p, b in zip(drawn, builds, strict=True)):
                 await pilot.pause(0.01)
             redraw = sum(p.last_build_s for p in drawn), sum(p.last_build_cpu_s for p in drawn)
@@ -154,9 +191,11 @@ def main() -> None:
     print(f"downsample() alone on {max(counts)} points: {(time.perf_counter() - start) / args.repeat * 1000:.1f} ms")
     if args.run_view:
         first, handler, redraw = asyncio.run(measure_run_view((cols, rows_), args.run_view))
-        print(f"run view of a {args.run_view}-line run: all curves drawn {first * 1000:.0f} ms after opening; "
-              f"a live update of 50 lines: poll handler {handler * 1000:.1f} ms + 3 plot redraws "
-              f"{redraw[0] * 1000:.1f} ms wall / {redraw[1] * 1000:.1f} ms CPU on the UI thread")
+        print(
+            f"run view of a {args.run_view}-line run: all curves drawn {first * 1000:.0f} ms after opening; "
+            f"a live update of 50 lines: poll handler {handler * 1000:.1f} ms + 3 plot redraws "
+            f"{redraw[0] * 1000:.1f} ms wall / {redraw[1] * 1000:.1f} ms CPU on the UI thread"
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ import time
 import torch
 
 from idmm_tui.data.registry import load_configured
-from idmm_tui.engine.batches import build_bank
+from idmm_tui.engine.batches import build_bank, train_storage_size
 from idmm_tui.engine.optim import make_optimizer
+from idmm_tui.engine.views import crop_groups
 from idmm_tui.launch import resolve_recipe
 from idmm_tui.methods import get_method
 from idmm_tui.methods.base import Batch
@@ -44,7 +45,12 @@ def main() -> None:
     backbone = create_backbone(recipe.model.backbone, img_size=cfg.resolution, drop_path_rate=0.0)
     module = method.build(backbone, int(backbone.num_features), args.images, cfg)
     optimizer = make_optimizer(module, cfg)
-    bank = build_bank(load_configured(recipe.data, "train"), cfg.resolution, cache="auto", num_workers=0)
+    bank = build_bank(
+        load_configured(recipe.data, "train"),
+        train_storage_size(cfg.resolution, min(s[0] for _, s in crop_groups(cfg))),
+        cache="auto",
+        num_workers=0,
+    )
     images, sizes, labels, _ = next(bank.batches([torch.arange(args.images)]))
     batch = Batch(images, sizes, labels, torch.arange(args.images))
     if cfg.method == "dino":

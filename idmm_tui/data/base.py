@@ -27,7 +27,8 @@ class LabeledImages(Protocol):
 
     Small in-memory datasets of equal-size images may also offer ``tensors``:
     ``(uint8 [N, C, H, W] with C in {1, 3}, int64 labels [N])`` (read it with
-    ``getattr(ds, "tensors", None)``).
+    ``getattr(ds, "tensors", None)``), and datasets of files ``image_size(i) -> (h, w) | None``,
+    read from the file's header (lets the image bank avoid storing small images larger than they are).
     """
 
     classes: list[str]
@@ -110,6 +111,14 @@ class FileListDataset:
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         return open_image(self.files[i]), self.labels[i]
+
+    def image_size(self, i: int) -> tuple[int, int] | None:
+        """(height, width) of image ``i`` from its header (no decoding); None when unreadable."""
+        try:
+            with Image.open(self.files[i]) as img:
+                return img.height, img.width
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
 
 
 class ArrayDataset:
@@ -198,6 +207,10 @@ class ClassSubset:
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         image, _ = self.parent[self.indices[i]]
         return image, self.targets[i]
+
+    def image_size(self, i: int) -> tuple[int, int] | None:
+        size = getattr(self.parent, "image_size", None)
+        return size(self.indices[i]) if size is not None else None
 
 
 def _labels_of(ds: LabeledImages) -> list[int]:

@@ -1,11 +1,21 @@
 """From a dataset split to batches of uint8 images that the batched augmentations consume.
 
-An :class:`ImageBank` holds a split ready for training: either all images decoded once into one
-uint8 tensor (small datasets — the usual case for this tool), or a streaming view that decodes
-them in DataLoader workers each epoch. Either way a batch is ``(images uint8 [B, C, S, S],
-sizes [B, 2] original (h, w), labels [B], instance ids [B])``. Images of any mode and size are
-converted to RGB and resized to the square storage size ``S``; their original size travels with
-them so that random-resized crops keep the original aspect ratios.
+An :class:`ImageBank` holds a split ready for training: all images decoded once into one uint8
+tensor (small datasets — the usual case for this tool; kept in GPU memory when it fits there, else in
+pinned host memory), or a streaming view that decodes them in DataLoader workers each epoch (past a
+memory budget). Either way a batch is ``(images uint8 [B, C, S, S], sizes [B, 2] original (h, w),
+labels [B], instance ids [B])``.
+
+**Storage size.** Images of any mode are converted to RGB and resized to an ``S × S`` square (each
+axis on its own); their original size travels with them and every crop box is drawn in the original
+frame, so crops keep the original aspect ratios. ``S`` is chosen per stage so that the crops are cut
+from enough pixels (the release cuts them from the original photos): for training,
+``S ≥ resolution / sqrt(smallest crop scale)`` — the side of the smallest random-resized crop
+(0.05 of the area at 112 px: 512; 0.08 at 224 px: 800) is then at least the output resolution, so
+crops are scaled down, not up; for test-time views (resize + centre crop) ``resolution / crop_pct ×
+1.25`` (160 for 112 px, 320 for 224 px). ``S`` is capped at the largest side of the split's images (read
+from the file headers where the dataset offers ``image_size``): small images are not stored larger
+than they are.
 
 Every image's instance id is its index in the split: what IDMM's N-way head classifies.
 """
@@ -26,15 +36,36 @@ from idmm_tui.data.registry import LabeledImages
 
 CACHE_FRACTION_OF_RAM = 0.3
 CACHE_MAX_BYTES = 8 << 30
+GPU_FRACTION_OF_FREE = 0.3  # at most this share of the free GPU memory holds a bank
+HEADER_SAMPLE = 2000  # image headers read to find a split's largest side (all of them up to 10x this)
 
 
-def storage_size(resolution: int) -> int:
-    """Square side at which images are kept for a stage at ``resolution``.
+def _round16(x: float) -> int:
+    return int(math.ceil(x / 16) * 16)
 
-    ``resolution / 0.875`` (room for the eval centre crop: 256 for 224) times 1.25 for random crops,
-    rounded up to a multiple of 16.
+
+def train_storage_size(resolution: int, min_crop_scale: float) -> int:
+    """Square side at which a stage's training images are kept: its smallest crop is not upsampled."""
+    return _round16(resolution / math.sqrt(min_crop_scale))
+
+
+def eval_storage_size(resolution: int, crop_pct: float = 0.875) -> int:
+    """Square side for test-time views: ``resolution / crop_pct`` (256 for 224) times 1.25, rounded up to 16."""
+    return _round16(resolution / crop_pct * 1.25)
+
+
+def largest_side(split: LabeledImages) -> int | None:
+    """The largest image side of the split, from file headers (a sample for very large splits).
+
+    None when the dataset cannot tell without decoding (no ``image_size``) or no header could be read.
     """
-    return int(math.ceil(resolution / 0.875 * 1.25 / 16) * 16)
+    size = getattr(split, "image_size", None)
+    n = len(split)
+    if size is None or n == 0:
+        return None
+    step = 1 if n <= 10 * HEADER_SAMPLE else n / HEADER_SAMPLE
+    sides = [max(hw) for hw in (size(int(k * step)) for k in range(min(n, HEADER_SAMPLE if step > 1 else n))) if hw]
+    return max(sides) if sides else None
 
 
 def pil_to_uint8(image: Image.Image, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -77,9 +108,40 @@ class ImageBank:
     sizes: torch.Tensor | None = None  # [N, 2] original (h, w) when cached
     source: _Decoded | None = None
     num_workers: int = 0
+    side: int = 0  # stored square side S (0: the images' own size, equal-size in-memory data)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the stored images take (0 when streamed)."""
+        return 0 if self.images is None else self.images.numel() * self.images.element_size()
+
+    def where(self) -> str:
+        """Where the images live: ``GPU memory``, ``pinned host memory``, ``host memory`` or ``streamed``."""
+        if self.images is None:
+            return f"streamed (decoded each epoch by {self.num_workers} workers)"
+        if self.images.device.type == "cuda":
+            return "GPU memory"
+        return "pinned host memory" if self.images.is_pinned() else "host memory"
+
+    def describe(self) -> str:
+        """One line for the run log: count, stored size, bytes, place."""
+        h, w = self.images.shape[-2:] if self.images is not None else (self.side, self.side)
+        size = f"{self.nbytes / 2**30:.2f} GiB" if self.images is not None else "not cached"
+        return f"{len(self)} images stored at {h}x{w} px ({size}) in {self.where()}"
+
+    def place(self, device: torch.device) -> ImageBank:
+        """Move cached images to ``device`` when it is a GPU with room for them, else pin them in host memory."""
+        if self.images is None or device.type != "cuda":
+            return self
+        free, _ = torch.cuda.mem_get_info(device)
+        if self.nbytes <= GPU_FRACTION_OF_FREE * free:
+            self.images, self.sizes = self.images.to(device), self.sizes.to(device)  # labels stay on the CPU
+        else:
+            self.images = self.images.pin_memory()
+        return self
 
     def batches(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
         """One batch per chunk of instance ids, in that order (see :func:`in_chunks`)."""
@@ -113,26 +175,28 @@ def _cache_budget() -> int:
 
 def build_bank(
     split: LabeledImages,
-    resolution: int,
+    side: int,
     *,
     cache: str = "auto",
     num_workers: int = 2,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ImageBank:
-    """Prepare ``split`` for a stage at ``resolution`` (decoding into memory when it fits)."""
+    """Prepare ``split`` with its images stored at ``side`` px (capped at its largest image; see the module
+    docstring), decoded into host memory when they fit the budget, else streamed."""
     classes = list(split.classes)
     tensors = getattr(split, "tensors", None)
     if tensors is not None:  # small in-memory dataset of equal-size images: used as is
         images, labels = tensors
         sizes = torch.tensor(images.shape[-2:]).repeat(images.shape[0], 1)
         return ImageBank(labels.long(), classes, images, sizes)
-    size = storage_size(resolution)
+    largest = largest_side(split)
+    size = min(side, _round16(largest)) if largest else side
     decoded = _Decoded(split, size)
     n = len(decoded)
     want_cache = cache == "yes" or (cache == "auto" and n * 3 * size * size <= _cache_budget())
     if not want_cache:
         labels = torch.tensor([_label_of(split, i) for i in range(n)], dtype=torch.long)
-        return ImageBank(labels, classes, source=decoded, num_workers=num_workers)
+        return ImageBank(labels, classes, source=decoded, num_workers=num_workers, side=size)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     sizes = torch.empty(n, 2, dtype=torch.long)
     labels = torch.empty(n, dtype=torch.long)
@@ -143,7 +207,7 @@ def build_bank(
         done += len(idx)
         if on_progress:
             on_progress(done, n)
-    return ImageBank(labels, classes, images, sizes)
+    return ImageBank(labels, classes, images, sizes, side=size)
 
 
 def _label_of(split: LabeledImages, index: int) -> int:

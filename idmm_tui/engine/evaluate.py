@@ -16,6 +16,8 @@ from idmm_tui.methods.base import unwrap
 from idmm_tui.recipe import FinetuneConfig
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
+#: The kNN monitor looks at whole images (resized, no centre crop).
+KNN_CROP_PCT = 1.0
 
 
 @torch.no_grad()
@@ -33,7 +35,7 @@ def top1_accuracy(
         views = eval_views(images.to(place.device), sizes.to(place.device), cfg.resolution, cfg.eval_crop_pct)
         with autocast():
             logits = module(views)
-        correct += int((logits.argmax(-1).cpu() == labels).sum())
+        correct += int((logits.argmax(-1).cpu() == labels.cpu()).sum())
     module.train()
     total_correct, total = all_reduce_sum(place, [float(correct), float(len(order))])
     return 100.0 * total_correct / max(total, 1.0)
@@ -44,5 +46,8 @@ def knn_accuracy(
 ) -> float:
     """Weighted kNN top-1 (%) of the frozen backbone features: test images vs training images."""
     backbone = unwrap(module).backbone
-    feats = [extract_features(backbone, bank, resolution, place.device, autocast=autocast()) for bank in (train, test)]
+    feats = [
+        extract_features(backbone, bank, resolution, place.device, crop_pct=KNN_CROP_PCT, autocast=autocast())
+        for bank in (train, test)
+    ]
     return weighted_knn_accuracy(feats[0], train.labels, feats[1], test.labels)

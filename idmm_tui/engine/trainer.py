@@ -28,14 +28,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from idmm_tui.data.registry import load_configured
 from idmm_tui.engine import checkpoint as ckpt
-from idmm_tui.engine.batches import ImageBank, build_bank
+from idmm_tui.engine.batches import ImageBank, build_bank, eval_storage_size, train_storage_size
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
-from idmm_tui.engine.evaluate import knn_accuracy, top1_accuracy
+from idmm_tui.engine.evaluate import KNN_CROP_PCT, knn_accuracy, top1_accuracy
 from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
 from idmm_tui.engine.optim import make_optimizer
 from idmm_tui.engine.sampling import rank_batches, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.seeding import derive_seed
+from idmm_tui.engine.views import crop_groups
 from idmm_tui.errors import CheckpointError, UsageError
 from idmm_tui.methods.base import Batch, Objective, get_method, unwrap
 from idmm_tui.methods.finetune import FINETUNE
@@ -130,13 +131,26 @@ class Trainer:
             self._splits[name] = load_configured(data, name)
         return self._splits[name]
 
-    def bank(self, split: str, resolution: int) -> ImageBank:
-        key = (split, resolution)
+    def bank(self, split: str, side: int) -> ImageBank:
+        """The split's images stored at ``side`` px (built once per split and size, then reused)."""
+        key = (split, side)
         if key not in self._banks:
-            self.log(f"preparing {split} images for {resolution}px")
             data = self.recipe.data
-            self._banks[key] = build_bank(self.split(split), resolution, cache=data.cache, num_workers=data.num_workers)
+            start = time.perf_counter()
+            bank = build_bank(self.split(split), side, cache=data.cache, num_workers=data.num_workers)
+            self._banks[key] = bank.place(self.place.device)
+            self.log(f"{split} images: {bank.describe()}, prepared in {time.perf_counter() - start:.1f} s")
         return self._banks[key]
+
+    def train_bank(self, stage: Stage) -> ImageBank:
+        """Training images for ``stage``: stored large enough that its smallest crop is not upsampled."""
+        cfg = stage.cfg
+        scales = [s for _, s in crop_groups(cfg)] if stage.kind == "pretrain" else [cfg.crop_scale]
+        return self.bank("train", train_storage_size(cfg.resolution, min(s[0] for s in scales)))
+
+    def eval_bank(self, split: str, resolution: int, crop_pct: float) -> ImageBank:
+        """Images for test-time views (resize + centre crop) at ``resolution``."""
+        return self.bank(split, eval_storage_size(resolution, crop_pct))
 
     # -- model --------------------------------------------------------------------------------
 
@@ -209,8 +223,8 @@ class Trainer:
 
     def run_stage(self, stage: Stage, pos: Position) -> None:
         cfg = stage.cfg
-        train = self.bank("train", cfg.resolution)
-        test = self.bank("test", cfg.resolution) if stage.kind == "finetune" else None
+        train = self.train_bank(stage)
+        test = self.eval_bank("test", cfg.resolution, cfg.eval_crop_pct) if stage.kind == "finetune" else None
         n_train = len(train)
         world = self.place.world_size
         batch = min(cfg.batch_size, n_train)
@@ -239,7 +253,7 @@ class Trainer:
             self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
             if stage.kind == "pretrain" and getattr(cfg, "knn_every", 0):
                 # the monitor's starting point: how good the untrained (or init) features already are
-                knn_start = round(self.knn_accuracy(module, cfg.resolution), 4)
+                knn_start = round(self.knn_accuracy(stage, module), 4)
                 self.log(f"{stage.name}: kNN accuracy before training {knn_start}")
                 self.update_summary(knn_start={stage.name: knn_start})
         if self.place.distributed:
@@ -364,9 +378,11 @@ class Trainer:
             self.run.append_metrics(record)
         acc.reset_window()
 
-    def knn_accuracy(self, module: nn.Module, resolution: int) -> float:
-        train, test = self.bank("train", resolution), self.bank("test", resolution)
-        return knn_accuracy(module, train, test, resolution, self.place, self.autocast)
+    def knn_accuracy(self, stage: Stage, module: nn.Module) -> float:
+        """The kNN monitor: training images (the stage's bank) as neighbours of the test images."""
+        resolution = stage.cfg.resolution
+        test = self.eval_bank("test", resolution, KNN_CROP_PCT)
+        return knn_accuracy(module, self.train_bank(stage), test, resolution, self.place, self.autocast)
 
     def end_epoch(self, stage, module, optimizer, gen, pos, test, epoch, total_steps, warmup_steps):
         cfg = stage.cfg
@@ -385,7 +401,7 @@ class Trainer:
             record["test_acc"] = round(top1_accuracy(module, test, cfg, self.place, self.autocast), 4)
         knn_every = getattr(cfg, "knn_every", 0)
         if stage.kind == "pretrain" and knn_every and ((epoch + 1) % knn_every == 0 or last):
-            record["knn_acc"] = round(self.knn_accuracy(module, cfg.resolution), 4)
+            record["knn_acc"] = round(self.knn_accuracy(stage, module), 4)
         if self.place.is_main:
             self.run.append_metrics(record)
         self.reporter.epoch_done(stage, record)

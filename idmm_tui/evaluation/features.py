@@ -20,7 +20,7 @@ from torch import nn
 
 from idmm_tui.data.registry import load_configured
 from idmm_tui.engine import checkpoint as ckpt
-from idmm_tui.engine.batches import ImageBank, build_bank
+from idmm_tui.engine.batches import ImageBank, build_bank, eval_storage_size
 from idmm_tui.engine.distributed import resolve_device
 from idmm_tui.engine.knn import extract_features
 from idmm_tui.errors import RecipeError, RunStateError, UsageError
@@ -155,7 +155,8 @@ def split_bank(frozen: FrozenStage, split: str, on_progress: Progress | None = N
     data = frozen.recipe.data
     images = load_configured(data, split)  # the run's own label space (``data.classes`` subsets included)
     report = (lambda done, total: on_progress(f"decoding {split}", done, total)) if on_progress else None
-    bank = build_bank(images, frozen.resolution, cache=data.cache, num_workers=data.num_workers, on_progress=report)
+    side = eval_storage_size(frozen.resolution, frozen.crop_pct)
+    bank = build_bank(images, side, cache=data.cache, num_workers=data.num_workers, on_progress=report)
     return bank, list(bank.classes)
 
 
