@@ -26,6 +26,10 @@ from idmm_tui.stages import plan_stages, recipe_key
 from idmm_tui.transfer import init_lineage, init_loader
 
 
+#: idmm versions whose mid-stage checkpoints this version cannot continue exactly (another steps-per-epoch).
+PROTOCOL_BEFORE = ("0.1.0",)
+
+
 def resolve_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load + validate a recipe, check every registry name in it, fill backbone defaults."""
     return resolve(load_recipe(path, overrides), str(path))
@@ -123,6 +127,13 @@ def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | 
     state = None
     if run.checkpoint(LAST).with_suffix(".json").exists():
         state = ckpt.read_state(run.checkpoint(LAST))
+        made_by = summary.get("idmm_version")
+        if made_by in PROTOCOL_BEFORE and not state.get("stage_done"):
+            raise RunStateError(
+                f"{run.path} stopped in the middle of stage {state.get('stage')!r} under idmm {made_by}, whose "
+                "training protocol differs (it dropped the last partial batch of every epoch): resuming would not "
+                "reproduce it. Start the run again with this version (its recipe.toml still works)"
+            )
         ckpt.load_checkpoint(run.checkpoint(LAST))  # verify the tensors now, before touching anything
     return run, recipe, state
 

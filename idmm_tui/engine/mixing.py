@@ -60,10 +60,12 @@ def cutmix(gen: torch.Generator, images: torch.Tensor, alpha: float, *, lam_at_l
     return Mixed(mixed, perm, lam)
 
 
-def mixup(gen: torch.Generator, images: torch.Tensor, alpha: float) -> Mixed:
-    """Mixup: ``λ·x + (1 − λ)·x[perm]`` with λ ~ Beta(α, α)."""
+def mixup(gen: torch.Generator, images: torch.Tensor, alpha: float, *, lam_at_least_half: bool = False) -> Mixed:
+    """Mixup: ``λ·x + (1 − λ)·x[perm]`` with λ ~ Beta(α, α) (then ``max(λ, 1 − λ)`` when asked, as the release)."""
     perm = torch.randperm(images.shape[0], generator=gen).to(images.device)
     lam = sample_beta(gen, alpha)
+    if lam_at_least_half:
+        lam = max(lam, 1.0 - lam)
     return Mixed(images * lam + images[perm] * (1.0 - lam), perm, lam)
 
 

@@ -1,16 +1,54 @@
-"""The optimiser of a stage (the schedule sets its learning rate every step: :mod:`~idmm_tui.engine.schedule`)."""
+"""The optimiser of a stage (the schedule sets its learning rate every step: :mod:`~idmm_tui.engine.schedule`).
+
+Weight decay:
+
+* **fine-tuning** keeps biases, norm weights (every 1-D parameter), position embeddings and the class
+  token out of weight decay — the names a model's ``no_weight_decay()`` lists — as DeiT does through
+  timm's ``create_optimizer`` (``param_groups_weight_decay``);
+* **pretraining** decays every parameter, as the authors' release does
+  (``torch.optim.AdamW(model.parameters(), lr, weight_decay=…)`` in its instance-discrimination script).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from idmm_tui.recipe import OptimConfig
+from idmm_tui.recipe import FinetuneConfig, OptimConfig
+
+
+def no_weight_decay_names(module: nn.Module) -> set[str]:
+    """Full parameter names that a submodule's ``no_weight_decay()`` asks to keep out of weight decay."""
+    names: set[str] = set()
+    for prefix, sub in module.named_modules():
+        wanted = getattr(sub, "no_weight_decay", None)
+        if callable(wanted):
+            names |= {f"{prefix}.{n}" if prefix else n for n in wanted()}
+    return names
+
+
+def param_groups(module: nn.Module, weight_decay: float, *, exclude: bool) -> list[dict]:
+    """Trainable parameters in a decayed group and (``exclude``) a weight-decay-0 group of 1-D parameters,
+    biases and ``no_weight_decay()`` names."""
+    skip = no_weight_decay_names(module) if exclude else set()
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        if exclude and (param.ndim <= 1 or name.endswith(".bias") or name in skip):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
 
 
 def make_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW (fine-tuning, IDMM, MoCo v3, DINO), or SGD with momentum 0.9 where the pretraining
     recipe asks for it (Table 10: SimCLR, SupCon, MoCo v2)."""
+    groups = param_groups(module, cfg.weight_decay, exclude=isinstance(cfg, FinetuneConfig))
     if getattr(cfg, "optimizer", "adamw") == "sgd":
-        return torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=cfg.lr)

@@ -310,6 +310,7 @@ class Trainer:
                     loss.backward()
                     if cfg.grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+                    objective.before_step(unwrap(module), cfg, epoch)
                     optimizer.step()
                     objective.after_step(unwrap(module), pos.global_step / max(1, total_steps))
                     loss_value = float(loss.detach())

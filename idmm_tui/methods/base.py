@@ -83,6 +83,9 @@ class Objective:
         """(loss to minimise, number of images the backbone processed) of one batch in epoch ``epoch`` (0-based)."""
         raise NotImplementedError
 
+    def before_step(self, module: nn.Module, cfg: Any, epoch: int) -> None:
+        """Hook between ``backward`` (and the recipe's ``grad_clip``) and the optimiser step (gradient surgery)."""
+
     def after_step(self, module: nn.Module, progress: float) -> None:
         """Hook after each optimiser step (momentum encoders etc.); ``progress`` in [0, 1]."""
 

@@ -19,7 +19,8 @@ code divides by the number of pairs, which only rescales the gradient (AdamW is 
 After the loss, ``c ← λ·c + (1 − λ)·mean(g_t(globals))`` (λ = ``center_momentum`` 0.9, mean over
 all devices). ``center`` and the training ``progress`` (which the teacher-temperature schedule
 reads; set by ``after_step``, so it lags one step) are registered buffers, so resume is exact.
-Not reproduced: freezing the last layer in the first epoch, the weight-decay schedule.
+Also as DINO's code: each parameter's gradient clipped to norm 3.0 and the last layer frozen during the
+first epoch (:meth:`DINO.before_step`). Not reproduced: the weight-decay schedule (0.04 → 0.4).
 """
 
 from __future__ import annotations
@@ -39,9 +40,17 @@ from idmm_tui.recipe import PretrainConfig
 
 
 class DINOConfig(MomentumSettings, PretrainConfig):
-    """DINO's settings (Table 10: student τ 0.1, bottleneck dim 256, AdamW; the rest DINO's own)."""
+    """DINO's settings: Table 10 (AdamW, batch 512, lr 5e-4, wd 0.04, student τ 0.1, bottleneck dim 256);
+    where Table 10 is silent, DINO's own: teacher momentum 0.996, per-parameter gradient clipping at 3.0,
+    last layer frozen during the first epoch, teacher temperature 0.04 → 0.07 over 30 epochs."""
 
     method: Literal["dino"] = "dino"
+    batch_size: int = Field(512, ge=1, le=65_536, description="total batch over all devices (Table 10)")
+    lr: float | None = Field(5e-4, gt=0.0, le=10.0, description="peak learning rate (Table 10)")
+    weight_decay: float = Field(0.04, ge=0.0, le=10.0, description="Table 10")
+    momentum: float = Field(0.996, ge=0.0, le=1.0, description="teacher EMA momentum, cosine to 1 (DINO: 0.996)")
+    clip_grad: float = Field(3.0, ge=0.0, description="DINO's per-parameter gradient-norm clipping; 0 = off")
+    freeze_last_layer: int = Field(1, ge=0, description="epochs during which the prototypes layer is not updated")
     temperature: float = Field(0.1, gt=0.0, description="the student's softmax temperature tau (Table 10)")
     teacher_temp: float = Field(0.07, gt=0.0, description="final teacher temperature")
     teacher_temp_start: float = Field(0.04, gt=0.0, description="teacher temperature at epoch 0")
@@ -141,6 +150,19 @@ class DINO(Objective):
         loss = dino_loss(student, teacher, inner.center, n_global, cfg.temperature, t_t)
         update_center(inner.center, teacher, cfg.center_momentum)
         return loss, views.shape[0] + groups[0].shape[0]
+
+    def before_step(self, module: nn.Module, cfg: DINOConfig, epoch: int) -> None:
+        """DINO's gradient surgery: each parameter's gradient norm clipped to ``clip_grad``, then the last
+        layer's gradients dropped during the first ``freeze_last_layer`` epochs (DINO's ``utils.clip_gradients``
+        and ``cancel_gradients_last_layer``: "freezing it helps training")."""
+        if cfg.clip_grad > 0:
+            for p in module.student_parameters():
+                if p.grad is not None:
+                    norm = p.grad.detach().norm(2)
+                    p.grad.mul_(torch.clamp(cfg.clip_grad / (norm + 1e-6), max=1.0))
+        if epoch < cfg.freeze_last_layer:
+            for p in module.head.last_layer.parameters():
+                p.grad = None
 
     def after_step(self, module: nn.Module, progress: float) -> None:
         module.ema_update(cosine_momentum(module.momentum, progress))

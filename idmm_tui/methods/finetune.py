@@ -1,7 +1,8 @@
 """Supervised fine-tuning, DeiT-style: the objective of every fine-tuning stage.
 
 A new trunc-normal classifier head on the pooled feature; label-smoothed cross-entropy (ε = 0.1) with
-Mixup on even epochs and CutMix on odd epochs (α = 0.5 each), on one augmented view per image
+Mixup on even epochs and CutMix on odd epochs (α = 0.5 each; λ = max(λ, 1 − λ) for both, as the
+authors' release), on one augmented view per image
 (:func:`~idmm_tui.engine.views.finetune_views`). Not a pretraining method: it is not registered, the
 trainer uses it for ``[[finetune]]`` stages.
 """
@@ -40,9 +41,9 @@ class FineTune(Objective):
         views = finetune_views(gen, batch.images, batch.sizes, cfg)
         y = batch.labels
         if epoch % 2 == 0 and cfg.mixup_alpha > 0:
-            mixed = mixup(gen, views, cfg.mixup_alpha)
+            mixed = mixup(gen, views, cfg.mixup_alpha, lam_at_least_half=True)
         elif epoch % 2 == 1 and cfg.cutmix_alpha > 0:
-            mixed = cutmix(gen, views, cfg.cutmix_alpha, lam_at_least_half=False)
+            mixed = cutmix(gen, views, cfg.cutmix_alpha, lam_at_least_half=True)
         else:
             mixed = None
         if mixed is None:

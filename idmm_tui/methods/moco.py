@@ -7,8 +7,9 @@ trainer's AdamW never touches them):
 
     θ_k ← m·θ_k + (1 − m)·θ_q.
 
-``m`` is ``momentum`` (default 0.99 rather than MoCo v2's 0.999: the paper's small datasets give
-few steps). MoCo v2 keeps ``m`` constant; MoCo v3 raises it to 1 with a half cosine,
+``m`` is ``momentum``: each method's own paper, since Table 10 is silent — 0.999 for MoCo v2 (a
+small dataset gives few steps: lower it with ``momentum``), 0.99 for MoCo v3. MoCo v2 keeps ``m``
+constant; MoCo v3 raises it to 1 with a half cosine,
 ``m(p) = 1 − (1 − m₀)(cos(πp) + 1)/2`` at training progress ``p`` (as MoCo v3's code).
 The key encoder is copied from the query encoder on the first ``loss`` call (not at ``build``),
 so it starts from whatever weights the run initialised the backbone with; a ``synced`` buffer
@@ -62,18 +63,25 @@ class MomentumSettings(ProjectionSettings):
 
 
 class MoCoV2Config(MomentumSettings, PretrainConfig):
-    """MoCo v2's settings (Table 10: τ 0.2, queue 2048, dim 256, SGD)."""
+    """MoCo v2's settings: Table 10 (SGD, batch 256, lr 5e-4, wd 1e-3, τ 0.2, queue 2048, dim 256); the key
+    encoder's momentum 0.999 is MoCo v2's own (Table 10 is silent)."""
 
     method: Literal["mocov2"] = "mocov2"
+    lr: float | None = Field(5e-4, gt=0.0, le=10.0, description="peak learning rate (Table 10)")
+    weight_decay: float = Field(1e-3, ge=0.0, le=10.0, description="Table 10")
+    momentum: float = Field(0.999, ge=0.0, le=1.0, description="EMA momentum of the key encoder (MoCo v2: 0.999)")
     temperature: float = Field(0.2, gt=0.0, description="InfoNCE temperature tau (Table 10)")
     queue_size: int = Field(2048, ge=1, le=1_000_000, description="negative keys kept in the queue (Table 10)")
     optimizer: Literal["auto", "adamw", "sgd"] = "sgd"
 
 
 class MoCoV3Config(MomentumSettings, PretrainConfig):
-    """MoCo v3's settings (Table 10: τ 0.2, dim 256, AdamW)."""
+    """MoCo v3's settings: Table 10 (AdamW, batch 256, lr 1.5e-4, wd 0.1, τ 0.2, dim 256); momentum 0.99
+    raised to 1 by a half cosine, MoCo v3's own (Table 10 is silent)."""
 
     method: Literal["mocov3"] = "mocov3"
+    lr: float | None = Field(1.5e-4, gt=0.0, le=10.0, description="peak learning rate (Table 10)")
+    weight_decay: float = Field(0.1, ge=0.0, le=10.0, description="Table 10")
     temperature: float = Field(0.2, gt=0.0, description="contrastive temperature tau (Table 10)")
     optimizer: Literal["auto", "adamw", "sgd"] = "adamw"
 

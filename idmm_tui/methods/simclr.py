@@ -34,9 +34,12 @@ from idmm_tui.recipe import PretrainConfig
 
 
 class SimCLRConfig(ProjectionSettings, PretrainConfig):
-    """SimCLR's settings (Table 10: τ 0.1, projection dim 256, SGD)."""
+    """SimCLR's settings: Table 10 (SGD, batch 512, lr 5e-4, wd 1e-3, τ 0.1, projection dim 256)."""
 
     method: Literal["simclr"] = "simclr"
+    batch_size: int = Field(512, ge=1, le=65_536, description="total batch over all devices (Table 10)")
+    lr: float | None = Field(5e-4, gt=0.0, le=10.0, description="peak learning rate (Table 10)")
+    weight_decay: float = Field(1e-3, ge=0.0, le=10.0, description="Table 10")
     temperature: float = Field(0.1, gt=0.0, description="NT-Xent temperature tau (Table 10)")
     projection_mlp: bool = Field(True, description="2-layer projection MLP before the loss (Table 9); off = features")
     optimizer: Literal["auto", "adamw", "sgd"] = "sgd"

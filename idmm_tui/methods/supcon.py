@@ -7,8 +7,10 @@ every view of the same class is a positive. With ``A(i)`` all views but ``i`` an
     ℓ_i = −(1 / |P(i)|) Σ_{p ∈ P(i)} log [ exp(z_i·z_p / τ) / Σ_{a ∈ A(i)} exp(z_i·z_a / τ) ],
     L = (1 / 2B) Σ_i ℓ_i,      τ = 0.1 (Table 10).
 
-Uses ``batch.labels`` (the only baseline that does). The reference code's extra factor
-``τ / τ_base`` (τ_base = 0.07) is left out: it is a constant scale of the loss. Under DDP, as in
+Uses ``batch.labels`` (the only baseline that does). As in the reference implementation
+(``SupConLoss``: ``loss = −(τ / τ_base) · mean_log_prob_pos``), the loss is scaled by ``τ / τ_base`` with
+``base_temperature`` τ_base = 0.07: a constant factor (1.43 at τ = 0.1), which under SGD with momentum
+is a larger effective learning rate, so it is kept. Under DDP, as in
 :mod:`simclr`, each rank gathers ``z`` (with gradient) and the labels of all ranks, so ``A(i)`` and
 ``P(i)`` range over the global batch and each rank averages ``ℓ_i`` over its own anchors.
 """
@@ -30,15 +32,23 @@ from idmm_tui.recipe import PretrainConfig
 
 
 class SupConConfig(ProjectionSettings, PretrainConfig):
-    """SupCon's settings (Table 10: τ 0.1, projection dim 256, SGD)."""
+    """SupCon's settings: Table 10 (SGD, batch 512, lr 5e-4, wd 1e-3, τ 0.1, projection dim 256)."""
 
     method: Literal["supcon"] = "supcon"
+    batch_size: int = Field(512, ge=1, le=65_536, description="total batch over all devices (Table 10)")
+    lr: float | None = Field(5e-4, gt=0.0, le=10.0, description="peak learning rate (Table 10)")
+    weight_decay: float = Field(1e-3, ge=0.0, le=10.0, description="Table 10")
     temperature: float = Field(0.1, gt=0.0, description="SupCon temperature tau (Table 10)")
+    base_temperature: float = Field(
+        0.07, gt=0.0, description="the reference code's tau_base: the loss is scaled by tau / tau_base"
+    )
     projection_mlp: bool = Field(True, description="2-layer projection MLP before the loss (Table 9); off = features")
     optimizer: Literal["auto", "adamw", "sgd"] = "sgd"
 
 
-def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+def supcon_loss(
+    z: torch.Tensor, labels: torch.Tensor, temperature: float, base_temperature: float | None = None
+) -> torch.Tensor:
     """SupCon L^sup_out of embeddings ``z [n, D]`` with class ``labels [n]``.
 
     Under DDP these are this rank's anchors, against the views and labels of all ranks.
@@ -51,7 +61,8 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> to
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     positive = (labels[:, None] == gather(labels)[None, :]) & ~mask
     pos_log_prob = log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1).clamp(min=1)
-    return -pos_log_prob.mean()
+    scale = temperature / base_temperature if base_temperature else 1.0  # the reference code's tau / tau_base
+    return -scale * pos_log_prob.mean()
 
 
 @register_method
@@ -70,4 +81,4 @@ class SupCon(Objective):
         views = two_views(gen, batch, cfg)
         z = module(views)
         labels = batch.labels.repeat(2)
-        return supcon_loss(z, labels, cfg.temperature), views.shape[0]
+        return supcon_loss(z, labels, cfg.temperature, cfg.base_temperature), views.shape[0]

@@ -128,8 +128,10 @@ class IdmmApp(App):
         if isinstance(self.screen, HelpScreen):
             return
         sections = [
-            ("Everywhere", binding_rows(self.BINDINGS) + [("ctrl+p", "command palette (themes, screenshots)"),
-                                                          ("ctrl+q", "quit")]),
+            (
+                "Everywhere",
+                binding_rows(self.BINDINGS) + [("ctrl+p", "command palette (themes, screenshots)"), ("ctrl+q", "quit")],
+            ),
             ("Runs table", binding_rows(RunsScreen.BINDINGS) + [("up,down", "move"), ("click header", "sort")]),
             ("Run view", binding_rows(RunScreen.BINDINGS)),
             ("Compare", binding_rows(CompareScreen.BINDINGS)),
@@ -181,13 +183,15 @@ class IdmmApp(App):
             except IdmmError as exc:
                 self.notify(str(exc), title="Stop", severity="error")
                 return
-            self.notify(f"asked {path.name} (pid {pid}) to stop after this step; its checkpoint is kept",
-                        title="Stop")
+            self.notify(f"asked {path.name} (pid {pid}) to stop after this step; its checkpoint is kept", title="Stop")
             self._poke(path)
 
-        self.push_screen(ConfirmScreen(f"Stop {path.name}?",
-                                       "It finishes the current step, saves a checkpoint and can be resumed (r)."),
-                         answer)
+        self.push_screen(
+            ConfirmScreen(
+                f"Stop {path.name}?", "It finishes the current step, saves a checkpoint and can be resumed (r)."
+            ),
+            answer,
+        )
 
     def _poke(self, path: Path) -> None:
         for screen in self.screen_stack:

@@ -31,8 +31,13 @@ STATUS_STYLE = {
 STATUS_ICON = {"running": "▶", "completed": "✓", "failed": "✗", "interrupted": "‖", "starting": "…"}
 
 METRICS = ("loss", "lr", "test_acc", "images_per_s")
-METRIC_TITLES = {"loss": "loss", "lr": "learning rate", "test_acc": "test accuracy (%)", "images_per_s": "images/s",
-                 "knn_acc": "kNN accuracy (%)"}
+METRIC_TITLES = {
+    "loss": "loss",
+    "lr": "learning rate",
+    "test_acc": "test accuracy (%)",
+    "images_per_s": "images/s",
+    "knn_acc": "kNN accuracy (%)",
+}
 #: Metrics only on the per-epoch lines: test accuracy (fine-tuning), kNN monitor accuracy (pretraining).
 EPOCH_ONLY = ("test_acc", "knn_acc")
 SMOOTHABLE = ("loss", "images_per_s")
@@ -40,8 +45,16 @@ SMOOTHING_LEVELS = (0.0, 0.6, 0.9, 0.99)
 
 #: Stable run colours (Tableau 10): a run keeps its colour across screens and sessions.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
-    (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172),
+    (78, 121, 167),
+    (242, 142, 43),
+    (225, 87, 89),
+    (118, 183, 178),
+    (89, 161, 79),
+    (237, 201, 72),
+    (176, 122, 161),
+    (255, 157, 167),
+    (156, 117, 95),
+    (186, 176, 172),
 )
 
 
@@ -134,9 +147,18 @@ class RunRow:
 
     def cells(self) -> tuple[str, ...]:
         """Plain text of every column (for the filter)."""
-        return (self.status, self.name, self.backbone, self.dataset, self.method, self.position,
-                fmt_num(self.test_acc), fmt_num(self.images_per_s, 0), fmt_started(self.started_at, year=True),
-                fmt_duration(self.duration_s))
+        return (
+            self.status,
+            self.name,
+            self.backbone,
+            self.dataset,
+            self.method,
+            self.position,
+            fmt_num(self.test_acc),
+            fmt_num(self.images_per_s, 0),
+            fmt_started(self.started_at, year=True),
+            fmt_duration(self.duration_s),
+        )
 
     def matches(self, query: str) -> bool:
         """Every whitespace-separated term of ``query`` appears in some column (case-insensitive)."""
@@ -228,19 +250,34 @@ def run_row(path: Path, summary: dict[str, Any]) -> RunRow:
             if ips is not None:
                 break
     return RunRow(
-        path=Path(path), name=text(summary.get("name")) or Path(path).name, status=status,
-        backbone=text(summary.get("backbone")), dataset=text(summary.get("dataset")),
-        method=text(summary.get("method")), stage=stage, epoch=epoch, test_acc=last_test_acc(summary),
-        images_per_s=ips, started_at=text(summary.get("started_at")), duration_s=live_wall_time(summary, status),
+        path=Path(path),
+        name=text(summary.get("name")) or Path(path).name,
+        status=status,
+        backbone=text(summary.get("backbone")),
+        dataset=text(summary.get("dataset")),
+        method=text(summary.get("method")),
+        stage=stage,
+        epoch=epoch,
+        test_acc=last_test_acc(summary),
+        images_per_s=ips,
+        started_at=text(summary.get("started_at")),
+        duration_s=live_wall_time(summary, status),
     )
 
 
 #: Columns of the runs table (RunRow attribute, title): what changes first, so that a narrow terminal
 #: shows it without scrolling sideways.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("status", "status"), ("name", "name"), ("position", "stage / epoch"), ("test_acc", "test acc"),
-    ("images_per_s", "img/s"), ("duration_s", "duration"), ("started_at", "started"), ("backbone", "backbone"),
-    ("dataset", "dataset"), ("method", "method"),
+    ("status", "status"),
+    ("name", "name"),
+    ("position", "stage / epoch"),
+    ("test_acc", "test acc"),
+    ("images_per_s", "img/s"),
+    ("duration_s", "duration"),
+    ("started_at", "started"),
+    ("backbone", "backbone"),
+    ("dataset", "dataset"),
+    ("method", "method"),
 )
 
 
@@ -297,8 +334,16 @@ def timeline(summary: dict[str, Any]) -> list[StageState]:
             state, active_found = status, True  # stopped before the stage reported a position
         else:
             state = "pending"
-        out.append(StageState(name, text(item.get("kind")), int(epochs) if epochs is not None else None,
-                              int(res) if res is not None else None, state, epoch))
+        out.append(
+            StageState(
+                name,
+                text(item.get("kind")),
+                int(epochs) if epochs is not None else None,
+                int(res) if res is not None else None,
+                state,
+                epoch,
+            )
+        )
     return out
 
 
@@ -330,8 +375,9 @@ def columnize(records: list[dict[str, Any]]) -> dict[str, StageColumns]:
         cols = out.get(stage)
         if cols is None:
             index = num(record.get("stage_index"))
-            cols = out[stage] = StageColumns(-1 if index is None else int(index),
-                                             {k: [] for k in TRAIN_COLUMNS}, {k: [] for k in EPOCH_COLUMNS})
+            cols = out[stage] = StageColumns(
+                -1 if index is None else int(index), {k: [] for k in TRAIN_COLUMNS}, {k: [] for k in EPOCH_COLUMNS}
+            )
         target = cols.epochs if record.get("kind") == "epoch" else cols.train
         for key, column in target.items():
             value = num(record.get(key))
@@ -375,7 +421,7 @@ class StageCurves:
         if cached is None or len(cached) > len(values):
             cached = np.asarray(values, dtype=float)
         elif len(cached) < len(values):
-            cached = np.concatenate([cached, np.asarray(values[len(cached):], dtype=float)])
+            cached = np.concatenate([cached, np.asarray(values[len(cached) :], dtype=float)])
         self._arrays[(source, key)] = cached
         return cached
 
@@ -414,7 +460,7 @@ class StageCurves:
         key = (source, metric, weight)
         done, state = self._smooth.get(key, ([], None))
         if len(done) < len(values):
-            more, state = ema(values[len(done):], weight, state=state)
+            more, state = ema(values[len(done) :], weight, state=state)
             done.extend(more)
             self._smooth[key] = (done, state)
         return done

@@ -107,8 +107,14 @@ class RunPoll:
 
     @property
     def empty(self) -> bool:
-        return not (self.reset or self.records or self.summary is not None or self.log_lines or self.log_reset
-                    or self.recipe_text is not None)
+        return not (
+            self.reset
+            or self.records
+            or self.summary is not None
+            or self.log_lines
+            or self.log_reset
+            or self.recipe_text is not None
+        )
 
 
 class RunWatcher:

@@ -41,18 +41,29 @@ FIELDS = {
 SELECTS = ("backbone", "dataset", "method")
 INPUTS = ("root", "pretrain_epochs", "finetune_epochs", "seed")
 LABELS = {
-    "recipe": "Recipe", "name": "Run name", "backbone": "Backbone", "dataset": "Dataset", "root": "Data root",
-    "method": "Pretraining", "pretrain_epochs": "Pretrain epochs", "finetune_epochs": "Fine-tune epochs",
-    "seed": "Seed", "extra": "More --set",
+    "recipe": "Recipe",
+    "name": "Run name",
+    "backbone": "Backbone",
+    "dataset": "Dataset",
+    "root": "Data root",
+    "method": "Pretraining",
+    "pretrain_epochs": "Pretrain epochs",
+    "finetune_epochs": "Fine-tune epochs",
+    "seed": "Seed",
+    "extra": "More --set",
 }
 
 
 def recipe_defaults(recipe: Any) -> dict[str, Any]:
     """The recipe's own values of the form's fields."""
     return {
-        "backbone": recipe.model.backbone, "dataset": recipe.data.dataset, "root": recipe.data.root,
-        "method": recipe.pretrain.method, "pretrain_epochs": recipe.pretrain.epochs,
-        "finetune_epochs": recipe.finetune[0].epochs if recipe.finetune else None, "seed": recipe.seed,
+        "backbone": recipe.model.backbone,
+        "dataset": recipe.data.dataset,
+        "root": recipe.data.root,
+        "method": recipe.pretrain.method,
+        "pretrain_epochs": recipe.pretrain.epochs,
+        "finetune_epochs": recipe.finetune[0].epochs if recipe.finetune else None,
+        "seed": recipe.seed,
         "name": recipe.name,
     }
 
@@ -81,9 +92,14 @@ def blamed_fields(message: str, extra_keys: list[str]) -> set[str]:
     fields = {field for field, key in FIELDS.items() if key == head}
     if head in extra_keys:
         fields.add("extra")
-    for words, field in (("unknown backbone", "backbone"), ("with backbone", "backbone"),
-                         ("unknown dataset", "dataset"), ("unknown pretraining method", "method"),
-                         ("More --set", "extra"), ("Run name", "name")):
+    for words, field in (
+        ("unknown backbone", "backbone"),
+        ("with backbone", "backbone"),
+        ("unknown dataset", "dataset"),
+        ("unknown pretraining method", "method"),
+        ("More --set", "extra"),
+        ("Run name", "name"),
+    ):
         if words in detail:
             fields.add(field)
     if detail.startswith("dataset ") and "not found" in detail:
@@ -119,25 +135,40 @@ class LaunchScreen(Screen):
         self._data_checked: dict[tuple, str] = {}  # (dataset, root, download, finetunes) -> error or ""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(("launch a run", "bold"), ("   from a recipe, with overrides; checked as you type",
-                                                             "dim")), classes="title-bar")
+        yield Static(
+            Text.assemble(("launch a run", "bold"), ("   from a recipe, with overrides; checked as you type", "dim")),
+            classes="title-bar",
+        )
         with VerticalScroll(id="launch-form"):
             recipes = [(p.name, str(p)) for p in self.recipes]
-            yield from self._row("recipe", Select(recipes, id="recipe", compact=True, prompt="no recipes found",
-                                                  value=str(self.selected) if self.selected else Select.NULL,
-                                                  allow_blank=not self.recipes))
-            yield from self._row("name", Input(id="name", placeholder="default: <recipe name>-<date>-<time>",
-                                                 compact=True))
+            yield from self._row(
+                "recipe",
+                Select(
+                    recipes,
+                    id="recipe",
+                    compact=True,
+                    prompt="no recipes found",
+                    value=str(self.selected) if self.selected else Select.NULL,
+                    allow_blank=not self.recipes,
+                ),
+            )
+            yield from self._row(
+                "name", Input(id="name", placeholder="default: <recipe name>-<date>-<time>", compact=True)
+            )
             for field in ("backbone", "dataset"):
                 yield from self._row(field, Select([], id=field, prompt="loading…", compact=True))
-            yield from self._row("root", Input(id="root", placeholder="the dataset's default location",
-                                                 compact=True))
+            yield from self._row("root", Input(id="root", placeholder="the dataset's default location", compact=True))
             yield from self._row("method", Select([], id="method", prompt="loading…", compact=True))
             for field in ("pretrain_epochs", "finetune_epochs", "seed"):
-                yield from self._row(field, Input(id=field, type="integer", placeholder="from the recipe",
-                                                     compact=True))
-            yield from self._row("extra", Input(id="extra", compact=True, placeholder="KEY=VALUE … e.g. "
-                                                "pretrain.lr=1e-3 finetune.0.batch_size=64"))
+                yield from self._row(
+                    field, Input(id=field, type="integer", placeholder="from the recipe", compact=True)
+                )
+            yield from self._row(
+                "extra",
+                Input(
+                    id="extra", compact=True, placeholder="KEY=VALUE … e.g. pretrain.lr=1e-3 finetune.0.batch_size=64"
+                ),
+            )
             yield Static(Text("checking…", style="dim"), id="launch-status")
             yield Static(id="launch-command", classes="hint")
             with Horizontal(id="launch-buttons"):
@@ -245,19 +276,30 @@ class LaunchScreen(Screen):
             self._show_status(False, f"no recipes in {self.app.recipes_dir}: put a .toml recipe there")
             return
         first = self.result is None
-        self.query_one("#launch-status", Static).update(Text(
-            "checking… (the first check loads torch and the dataset: a few seconds)" if first else "checking…",
-            style="dim"))
-        self.check(self.token, str(recipe), self.form_values(), self.query_one("#extra", Input).value,
-                   self.query_one("#name", Input).value.strip())
+        self.query_one("#launch-status", Static).update(
+            Text(
+                "checking… (the first check loads torch and the dataset: a few seconds)" if first else "checking…",
+                style="dim",
+            )
+        )
+        self.check(
+            self.token,
+            str(recipe),
+            self.form_values(),
+            self.query_one("#extra", Input).value,
+            self.query_one("#name", Input).value.strip(),
+        )
 
     def on_registries_loaded(self, message: RegistriesLoaded) -> None:
         self.registries = message
         if message.error:
             self._show_status(False, message.error)
             return
-        for field, names in (("backbone", message.backbones), ("dataset", message.datasets),
-                             ("method", message.methods)):
+        for field, names in (
+            ("backbone", message.backbones),
+            ("dataset", message.datasets),
+            ("method", message.methods),
+        ):
             select = self.query_one(f"#{field}", Select)
             select.set_options([(n, n) for n in names])
             select.prompt = "(recipe's)"
@@ -323,7 +365,7 @@ class LaunchScreen(Screen):
         name = self.query_one("#name", Input).value.strip()
         if name:
             parts += ["--name", name]
-        for item in (result.overrides if result is not None and result.ok else []):
+        for item in result.overrides if result is not None and result.ok else []:
             parts += ["--set", item]
         parts += ["--runs-dir", str(self.app.runs_dir)]
         return " ".join(shlex.quote(p) for p in parts)
@@ -373,7 +415,8 @@ class LaunchScreen(Screen):
 
         recipe_path = Path(str(self.query_one("#recipe", Select).value))
         name = self.query_one("#name", Input).value.strip() or default_run_name(
-            result.recipe, recipe_path, self.app.runs_dir)
+            result.recipe, recipe_path, self.app.runs_dir
+        )
         self.app.launch(recipe_path, name, list(result.overrides))
 
 

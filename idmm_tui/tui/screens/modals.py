@@ -22,9 +22,19 @@ def binding_rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
     return rows
 
 
-KEY_NAMES = {"question_mark": "?", "slash": "/", "left_square_bracket": "[", "right_square_bracket": "]",
-             "space": "Space", "enter": "Enter", "escape": "Esc", "ctrl+s": "Ctrl+S", "ctrl+q": "Ctrl+Q",
-             "ctrl+p": "Ctrl+P", "O": "Shift+O"}
+KEY_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "space": "Space",
+    "enter": "Enter",
+    "escape": "Esc",
+    "ctrl+s": "Ctrl+S",
+    "ctrl+q": "Ctrl+Q",
+    "ctrl+p": "Ctrl+P",
+    "O": "Shift+O",
+}
 
 
 def key_label(keys: str) -> str:

@@ -40,10 +40,14 @@ from idmm_tui.tui.widgets.curves import CurvePlot, Line
 from idmm_tui.tui.widgets.system import SystemPane
 
 RAW_COLOR = (96, 96, 110)
-CURVE_COLORS = {"loss": (78, 121, 167), "lr": (242, 142, 43), "test_acc": (89, 161, 79),
-                "knn_acc": (89, 161, 79), "images_per_s": (176, 122, 161)}
-STATE_STYLE = {"done": "cyan", "pending": "dim", "running": "bold green", "interrupted": "yellow",
-               "failed": "bold red"}
+CURVE_COLORS = {
+    "loss": (78, 121, 167),
+    "lr": (242, 142, 43),
+    "test_acc": (89, 161, 79),
+    "knn_acc": (89, 161, 79),
+    "images_per_s": (176, 122, 161),
+}
+STATE_STYLE = {"done": "cyan", "pending": "dim", "running": "bold green", "interrupted": "yellow", "failed": "bold red"}
 STATE_ICON = {"done": "✓", "pending": "·", "running": "▶", "interrupted": "‖", "failed": "✗"}
 
 
@@ -63,8 +67,9 @@ def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists
     out = Text()
     out.append(f" {STATUS_ICON.get(status, '…')} {status} ", style=f"reverse {STATUS_STYLE.get(status, 'dim')}")
     out.append(f" {text(summary.get('name')) or path.name}", style="bold")
-    ident = " · ".join(v for v in (text(summary.get("backbone")), text(summary.get("dataset")),
-                                   text(summary.get("method"))) if v)
+    ident = " · ".join(
+        v for v in (text(summary.get("backbone")), text(summary.get("dataset")), text(summary.get("method"))) if v
+    )
     if ident:
         out.append(f"   {ident}")
     if summary.get("seed") is not None:
@@ -197,7 +202,8 @@ class RunScreen(WatchingScreen):
         if poll.recipe_text is not None:
             self.recipe_text = poll.recipe_text
             self.query_one("#recipe-text", Static).update(
-                Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True))
+                Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True)
+            )
         if self.follow or self.stage is None:
             self.stage = default_stage(self.summary, self.curves)
         self._update_header()
@@ -240,9 +246,11 @@ class RunScreen(WatchingScreen):
                 title += f" · ema {smoothing:g}"
             plot.border_title = title
             plot.border_subtitle = f"{self.stage or '—'}{position} · x: {self.x_axis}"
-            empty = {"test_acc": "test accuracy appears after each fine-tuning epoch",
-                     "knn_acc": "no test accuracy in pretraining; the kNN monitor's accuracy appears every "
-                                "pretrain.knn_every epochs (0: off)"}.get(metric, "waiting for metrics…")
+            empty = {
+                "test_acc": "test accuracy appears after each fine-tuning epoch",
+                "knn_acc": "no test accuracy in pretraining; the kNN monitor's accuracy appears every "
+                "pretrain.knn_every epochs (0: off)",
+            }.get(metric, "waiting for metrics…")
             if stage is None:
                 plot.set_lines([], empty_text=empty)
                 continue

@@ -100,8 +100,11 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title", classes="title-bar")
-        yield Input(placeholder="filter: words that must all appear (status, name, backbone, dataset…)",
-                    id="filter", classes="hidden")
+        yield Input(
+            placeholder="filter: words that must all appear (status, name, backbone, dataset…)",
+            id="filter",
+            classes="hidden",
+        )
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty", classes="hint hidden")
         yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
@@ -169,10 +172,17 @@ class RunsScreen(Screen):
     def _cells(self, row: RunRow) -> tuple:
         mark = Text("●", style="bold magenta") if row.path in self.marked else Text(" ")
         return (
-            mark, status_text(row.status), Text(row.name, style="bold"), row.position,
-            Text(fmt_num(row.test_acc), justify="right"), Text(fmt_num(row.images_per_s, 0), justify="right"),
-            Text(fmt_duration(row.duration_s), justify="right"), fmt_started(row.started_at), row.backbone,
-            row.dataset, row.method,
+            mark,
+            status_text(row.status),
+            Text(row.name, style="bold"),
+            row.position,
+            Text(fmt_num(row.test_acc), justify="right"),
+            Text(fmt_num(row.images_per_s, 0), justify="right"),
+            Text(fmt_duration(row.duration_s), justify="right"),
+            fmt_started(row.started_at),
+            row.backbone,
+            row.dataset,
+            row.method,
         )
 
     def refresh_table(self) -> None:
@@ -214,8 +224,10 @@ class RunsScreen(Screen):
         if not self.scanned:
             empty.update("scanning…")
         elif not total:
-            empty.update(f"No runs in {self.app.runs_dir} yet.\nPress n to launch one, or run in another terminal:"
-                         f"\n  idmm run recipes/demo.toml --runs-dir {self.app.runs_dir}")
+            empty.update(
+                f"No runs in {self.app.runs_dir} yet.\nPress n to launch one, or run in another terminal:"
+                f"\n  idmm run recipes/demo.toml --runs-dir {self.app.runs_dir}"
+            )
         elif not shown:
             empty.update("No run matches the filter (Esc clears it).")
         empty.set_class(bool(total) and bool(shown), "hidden")

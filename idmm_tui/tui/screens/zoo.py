@@ -41,8 +41,10 @@ def fmt_metrics(metrics: Any) -> str:
 class PushScreen(ModalScreen[dict | None]):
     """Which run and stage to push, under which name, to which Hub repo (optional)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="close without pushing"),
-                Binding("ctrl+s", "push", "Push", priority=True, tooltip="push")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", tooltip="close without pushing"),
+        Binding("ctrl+s", "push", "Push", priority=True, tooltip="push"),
+    ]
 
     def __init__(self, runs: list[tuple[Path, dict[str, Any]]], selected: Path | None = None) -> None:
         super().__init__()
@@ -69,8 +71,10 @@ class PushScreen(ModalScreen[dict | None]):
             with Horizontal(classes="form-row"):
                 yield Label("Hub repo", classes="form-label")
                 yield Input(id="push-repo", compact=True, placeholder="ORG/NAME to upload (empty: local registry only)")
-            yield Static(Text("Uploading uses $HF_ENDPOINT and $HF_TOKEN (or the logged-in token).", style="dim"),
-                         classes="hint-line")
+            yield Static(
+                Text("Uploading uses $HF_ENDPOINT and $HF_TOKEN (or the logged-in token).", style="dim"),
+                classes="hint-line",
+            )
             with Horizontal(id="push-buttons"):
                 yield Button("Push (ctrl+s)", id="push", variant="primary", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
@@ -104,11 +108,14 @@ class PushScreen(ModalScreen[dict | None]):
             return
         run = self.query_one("#push-run", Select).value
         stage = self.query_one("#push-stage", Select).value
-        self.dismiss({
-            "run": run, "stage": None if stage is Select.NULL else stage,
-            "name": self.query_one("#push-name", Input).value.strip() or None,
-            "repo": self.query_one("#push-repo", Input).value.strip() or None,
-        })
+        self.dismiss(
+            {
+                "run": run,
+                "stage": None if stage is Select.NULL else stage,
+                "name": self.query_one("#push-name", Input).value.strip() or None,
+                "repo": self.query_one("#push-repo", Input).value.strip() or None,
+            }
+        )
 
 
 class ZooScreen(Screen):
@@ -178,8 +185,14 @@ class ZooScreen(Screen):
                 result = ops.pull_model(kwargs["ref"], say=self._say)
                 message = f"pulled {result['name']} into {result.get('path')}"
             elif action == "push":
-                result = ops.push_run(kwargs["run"], runs_dir=self.app.runs_dir, stage=kwargs.get("stage"),
-                                      name=kwargs.get("name"), repo=kwargs.get("repo"), say=self._say)
+                result = ops.push_run(
+                    kwargs["run"],
+                    runs_dir=self.app.runs_dir,
+                    stage=kwargs.get("stage"),
+                    name=kwargs.get("name"),
+                    repo=kwargs.get("repo"),
+                    say=self._say,
+                )
                 where = f" and uploaded to {result['url']}" if result.get("url") else " (local registry)"
                 message = f"pushed {result['name']}{where}"
             elif action == "remove":
@@ -231,10 +244,19 @@ class ZooScreen(Screen):
             local = "yes" if row.get("local") else "–"
             if row.get("local") and status != "local" and row.get("sha256") and not row.get("local_matches"):
                 local = "yes (other weights)"
-            table.add_row(Text(text(row.get("name")), style="bold"), Text(status, style=STATUS_STYLE.get(status, "")),
-                          local, text(row.get("backbone")), text(row.get("method")), text(row.get("dataset")),
-                          text(row.get("stage")), text(row.get("resolution")), fmt_metrics(row.get("metrics")),
-                          text(row.get("repo")), key=text(row.get("name")))
+            table.add_row(
+                Text(text(row.get("name")), style="bold"),
+                Text(status, style=STATUS_STYLE.get(status, "")),
+                local,
+                text(row.get("backbone")),
+                text(row.get("method")),
+                text(row.get("dataset")),
+                text(row.get("stage")),
+                text(row.get("resolution")),
+                fmt_metrics(row.get("metrics")),
+                text(row.get("repo")),
+                key=text(row.get("name")),
+            )
         self._show_detail()
 
     def _update_title(self) -> None:
@@ -258,11 +280,17 @@ class ZooScreen(Screen):
         row = self.current()
         detail = self.query_one("#zoo-detail", Static)
         if row is None:
-            detail.update(Text("The catalogue is empty and the local registry holds no model: push a run with u.",
-                               style="dim") if self.loaded else "")
+            detail.update(
+                Text("The catalogue is empty and the local registry holds no model: push a run with u.", style="dim")
+                if self.loaded
+                else ""
+            )
             return
-        out = Text.assemble((text(row.get("name")), "bold"), f"  {text(row.get('kind'))} · "
-                            f"{text(row.get('backbone'))} / {text(row.get('method'))} on {text(row.get('dataset'))}")
+        out = Text.assemble(
+            (text(row.get("name")), "bold"),
+            f"  {text(row.get('kind'))} · "
+            f"{text(row.get('backbone'))} / {text(row.get('method'))} on {text(row.get('dataset'))}",
+        )
         if row.get("repo"):
             out.append(f"  repo {row.get('repo')}@{text(row.get('revision')) or 'main'}", style="dim")
         if row.get("path"):
@@ -310,8 +338,9 @@ class ZooScreen(Screen):
             if yes:
                 self._start("remove", f"removing {name}", name=name)
 
-        self.app.push_screen(ConfirmScreen(f"Remove {name} from the local registry?", str(row.get("path") or "")),
-                             answer)
+        self.app.push_screen(
+            ConfirmScreen(f"Remove {name} from the local registry?", str(row.get("path") or "")), answer
+        )
 
     def action_push(self, selected: Path | None = None) -> None:
         from idmm_tui.runs.store import list_runs
