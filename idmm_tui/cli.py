@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from idmm_tui import __version__
 from idmm_tui.cli_common import RunsDirOpt, err
 from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.cli_eval import eval_app, viz_app
 from idmm_tui.cli_experiments import register as register_experiments
 from idmm_tui.cli_zoo import zoo_app
-from idmm_tui.errors import IdmmError, UsageError
+from idmm_tui.errors import BUG_EXIT, INTERRUPTED_EXIT, UsageError, as_user_error
+from idmm_tui.textsafe import redact_text, safe_markup
 
 app = typer.Typer(
     name="idmm",
@@ -142,13 +144,17 @@ def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, n
     import torch.distributed as dist
 
     message: list[Any] = [None]
+    failure: BaseException | None = None
     if place.is_main:
         try:
             created = create_run(recipe, overrides, runs_dir, name, world_size=place.world_size, group=group)
             message = [str(created[0].path)]
-        except IdmmError as exc:
-            message = [f"error:{exc}"]
+        except Exception as exc:  # every rank must learn of it, or the others wait forever
+            failure = exc
+            message = [f"error:{as_user_error(exc) or exc}"]
     dist.broadcast_object_list(message, src=0)
+    if failure is not None:
+        raise failure
     if message[0].startswith("error:"):
         raise UsageError(message[0].removeprefix("error:"))
     run = open_run_dir(Path(message[0]))
@@ -458,12 +464,39 @@ def methods_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one-line errors with meaningful exit codes."""
+    """Console-script entry point: the one error boundary of the command line.
+
+    Expected failures (:class:`IdmmError`, OS errors, text that is not UTF-8, …; see
+    :func:`idmm_tui.errors.as_user_error`) print one line — control characters escaped, credentials in
+    URLs redacted — and exit with the code the README documents. Anything else is a bug: its
+    traceback, then a line saying so (exit 70).
+    """
     try:
         app(args=argv, standalone_mode=True)
-    except IdmmError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]", highlight=False)
+        sys.exit(INTERRUPTED_EXIT)
+    except Exception as exc:
+        known = as_user_error(exc)
+        if known is None:
+            _report_bug(exc)
+            sys.exit(BUG_EXIT)
+        message = str(known) or type(known).__name__
+        err.print(f"[red]error:[/] {safe_markup(redact_text(message))}", highlight=False, soft_wrap=True)
+        sys.exit(known.exit_code)
+
+
+def _report_bug(exc: BaseException) -> None:
+    """A traceback, and a line saying that this is a bug in idmm (not something the user did)."""
+    import traceback
+
+    sys.stderr.write(redact_text("".join(traceback.format_exception(exc))))
+    err.print(
+        f"[red]error:[/] this is a bug in idmm {__version__} ({safe_markup(type(exc).__name__)}); please report it "
+        "with the traceback above and the command that led to it",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

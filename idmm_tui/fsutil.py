@@ -56,3 +56,16 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_SHA_CACHE: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def sha256_cached(path: Path) -> str:
+    """:func:`sha256_file`, remembered for this process while the file keeps its device, inode, size and
+    mtime (a viewer showing the same model again does not re-hash it; another process always does)."""
+    st = os.stat(path)
+    key = (os.fspath(Path(path).absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(path)
+    return _SHA_CACHE[key]
