@@ -50,9 +50,14 @@ _RUN_NAME_RULE = (
 )
 
 
+def valid_run_name(name: Any) -> bool:
+    """Whether ``name`` follows the run-name rule (see :func:`check_run_name`)."""
+    return isinstance(name, str) and bool(_RUN_NAME.match(name)) and len(name) <= RUN_NAME_MAX and ".." not in name
+
+
 def check_run_name(name: Any) -> str:
     """``name`` when it is a valid run name; a :class:`RunStateError` saying the rule otherwise."""
-    if not isinstance(name, str) or not _RUN_NAME.match(name) or len(name) > RUN_NAME_MAX or ".." in name:
+    if not valid_run_name(name):
         from idmm_tui.textsafe import safe_text
 
         shown = safe_text(name if len(str(name)) <= 80 else f"{str(name)[:60]}…({len(str(name))} characters)")
@@ -543,9 +548,9 @@ def remove_stale_temps(folder: Path, older_than_s: float = 0.0) -> list[Path]:
     return removed
 
 
-def resolve_run(ref: str, runs_dir: Path) -> RunDir:
-    """A run given as a path or as a name under ``runs_dir``."""
+def resolve_run(ref: str, runs_dir: Path, *, unreadable_ok: bool = False) -> RunDir:
+    """A run given as a path or as a name under ``runs_dir`` (see :func:`open_run_dir`)."""
     candidate = Path(ref).expanduser()
     if not candidate.is_dir():
         candidate = runs_dir / ref
-    return open_run_dir(candidate)
+    return open_run_dir(candidate, unreadable_ok=unreadable_ok)
