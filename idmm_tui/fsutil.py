@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,15 +18,21 @@ from typing import Any
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
-    A crash at any moment leaves either the old file or the new one, never a half-written one.
+    A crash at any moment leaves either the old file or the new one, never a half-written one (and at
+    most a temporary file, removed by the next write of ``path`` once older than :data:`STALE_TMP_S`).
+    A writer library's failure that is an OS error underneath (a full disk) is raised as that OSError.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_siblings(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except Exception as exc:
+            raise _as_os_error(exc, path) from exc
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -37,6 +47,44 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+#: A temporary file of an atomic write older than this was left by a write that was killed (kill -9,
+#: power loss): the next write of the same file removes it.
+STALE_TMP_S = 3600.0
+
+
+def _remove_stale_siblings(path: Path) -> None:
+    now = time.time()
+    try:
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TMP_S:
+                    tmp.unlink()
+            except OSError:
+                pass
+    except OSError:
+        pass
+
+
+_OS_ERROR_CODE = re.compile(r"os error (\d+)|Os \{ code: (\d+)")
+
+
+def _as_os_error(exc: Exception, path: Path) -> Exception:
+    """The OS error behind a writer library's own exception (safetensors reports a full disk as
+    ``SafetensorError: … (os error 28)``), so that it is reported as the filesystem error it is;
+    ``exc`` itself otherwise."""
+    if isinstance(exc, OSError):
+        return exc
+    match = _OS_ERROR_CODE.search(str(exc))
+    code = int(next(g for g in match.groups() if g)) if match else None
+    if code is None:
+        try:
+            if os.statvfs(Path(path).parent).f_bavail == 0:
+                code = errno.ENOSPC
+        except OSError:
+            pass
+    return OSError(code, os.strerror(code), str(path)) if code else exc
 
 
 def atomic_write_text(path: Path, text: str) -> None:

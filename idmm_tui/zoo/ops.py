@@ -32,9 +32,18 @@ def _quiet(_: str) -> None:
 # list / show / rm
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else ``{}`` (a model folder's files may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _local_row(model: reg.LocalModel) -> dict[str, Any]:
     idmm, source = model.idmm, model.source()
-    published = source.get("published") or {}
+    published = _obj(source.get("published"))
     return {
         "name": model.name,
         "status": "local",
@@ -90,7 +99,7 @@ def show_model(name: str, zoo_dir: Path | None = None) -> dict[str, Any]:
             "architecture": config.get("architecture"),
             "num_classes": config.get("num_classes"),
             "model_args": config.get("model_args"),
-            "input_size": (config.get("pretrained_cfg") or {}).get("input_size"),
+            "input_size": _obj(config.get("pretrained_cfg")).get("input_size"),
             "idmm": {k: v for k, v in model.idmm.items() if k != "recipe"},
             "sha256": sha,
             "verified": sha is not None,
@@ -268,7 +277,7 @@ def _resolve_ref(ref: str, name: str | None, zoo_dir: Path | None) -> tuple[str,
     if entry is None:
         local = reg.find_local(ref, zoo_dir)
         source = local.source() if local else {}
-        repo = source.get("repo") or (source.get("published") or {}).get("repo")
+        repo = _text(source.get("repo")) or _text(_obj(source.get("published")).get("repo"))
         if not repo:
             _unknown(ref, zoo_dir)
         return repo, reg.check_name(name or ref), None
@@ -360,7 +369,7 @@ def pull_model(
     existing = reg.find_local(local_name, zoo_dir)
     if existing is not None and not force:
         old = existing.source()
-        old_repo = old.get("repo") or (old.get("published") or {}).get("repo") or ""
+        old_repo = _text(old.get("repo")) or _text(_obj(old.get("published")).get("repo"))
         if old_repo.lower() != repo.lower():
             origin = f"pulled from {old_repo}" if old_repo else "pushed from a local run"
             raise UsageError(
