@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -85,6 +86,39 @@ def _as_os_error(exc: Exception, path: Path) -> Exception:
         except OSError:
             pass
     return OSError(code, os.strerror(code), str(path)) if code else exc
+
+
+#: Largest file :func:`read_text_file` reads (run files, manifests, model configs are far smaller).
+MAX_TEXT_BYTES = 64 << 20
+
+
+def open_regular(path: Path, mode: str = "rb"):
+    """Open ``path`` for reading only when it is a regular file: a FIFO, a device (``/dev/zero``) or a
+    socket put where idmm expects a file raises OSError instead of blocking or never ending. The check
+    is made on the opened descriptor (no race with a swap after a stat)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISDIR(kind):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(kind):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, mode, encoding="utf-8", errors="replace") if "b" not in mode else os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_text_file(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """A small UTF-8 text file: OSError when it is not a regular file or is larger than ``max_bytes``;
+    UnicodeDecodeError when it is not UTF-8 (see :func:`open_regular`)."""
+    with open_regular(path) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+    return data.decode("utf-8")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

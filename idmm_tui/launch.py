@@ -29,6 +29,7 @@ from idmm_tui.errors import (
     filesystem_error,
     not_utf8,
 )
+from idmm_tui.fsutil import read_text_file
 from idmm_tui.models.registry import check_resolution, get_backbone_spec
 from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, parse_saved_recipe, save_recipe, to_toml
 from idmm_tui.runs.store import (
@@ -149,7 +150,7 @@ def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | 
     if status == "running" and effective_status(summary) == "running" and summary.get("pid") != os.getpid():
         raise RunStateError(f"run {run.path} is still running (pid {summary.get('pid')}); stop it first")
     try:
-        text = run.recipe.read_text(encoding="utf-8")
+        text = read_text_file(run.recipe)
     except UnicodeDecodeError as exc:
         raise CorruptFileError(f"{run.recipe} is {not_utf8(exc)}; it cannot be the recipe this run saved") from None
     modified = bool(summary.get("recipe_sha256")) and recipe_digest(text) != summary["recipe_sha256"]

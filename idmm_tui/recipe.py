@@ -229,9 +229,16 @@ class Recipe(_Strict):
 # loading, inheritance and overrides
 
 
+#: Recipes are small text files; a larger one, or one that is not a regular file (a FIFO, /dev/zero), is
+#: refused as it is opened, so a hostile path cannot make idmm wait or fill memory.
+MAX_RECIPE_BYTES = 1 << 20
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    from idmm_tui.fsutil import read_text_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path, MAX_RECIPE_BYTES)
     except FileNotFoundError:
         raise RecipeError(f"recipe not found: {path}") from None
     except UnicodeDecodeError as exc:

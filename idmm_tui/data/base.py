@@ -84,8 +84,12 @@ def find_dir(root: Path, folder: str, marker: str) -> Path | None:
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image (mode and size untouched), closing the file."""
-    with Image.open(path) as img:
+    """Open and fully decode an image (mode and size untouched), closing the file.
+
+    Only regular files are opened (a FIFO named ``x.jpg`` would block forever): OSError otherwise."""
+    from idmm_tui.fsutil import open_regular
+
+    with open_regular(Path(path)) as handle, Image.open(handle) as img:
         img.load()
         return img
 
@@ -134,8 +138,10 @@ class FileListDataset:
 
     def image_size(self, i: int) -> tuple[int, int] | None:
         """(height, width) of image ``i`` from its header (no decoding); None when unreadable."""
+        from idmm_tui.fsutil import open_regular
+
         try:
-            with Image.open(self.files[i]) as img:
+            with open_regular(Path(self.files[i])) as handle, Image.open(handle) as img:
                 return img.height, img.width
         except (OSError, ValueError, Image.DecompressionBombError):
             return None

@@ -33,6 +33,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from idmm_tui.data.base import image_path_of
 from idmm_tui.data.registry import LabeledImages
 from idmm_tui.errors import DataError
+from idmm_tui.fsutil import open_regular
 
 CACHE_FRACTION_OF_RAM = 0.3
 CACHE_MAX_BYTES = 8 << 30
@@ -95,6 +97,8 @@ def _reason(exc: BaseException) -> str:
 
     if isinstance(exc, _Image.DecompressionBombError):
         return f"decompression bomb: {exc}"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return exc.strerror  # the file is known: no need to repeat its path
     text = str(exc).splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -102,9 +106,10 @@ def _reason(exc: BaseException) -> str:
 def check_header(path: str | os.PathLike) -> str | None:
     """Why the image file at ``path`` cannot be used, from its header and structure (no full decode), or None."""
     try:
-        if os.path.getsize(path) == 0:
-            return "empty file"
-        with Image.open(path) as img:
+        with open_regular(Path(path)) as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return "empty file"
+            img = Image.open(handle)
             if img.width <= 0 or img.height <= 0:
                 return f"no pixels ({img.width}x{img.height})"
             img.verify()  # structure and checksums where the format has them (PNG); not a full decode

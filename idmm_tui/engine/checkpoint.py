@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, load_file, save_file
 
 from idmm_tui.errors import CheckpointError
-from idmm_tui.fsutil import atomic_write, atomic_write_json, sha256_file
+from idmm_tui.fsutil import atomic_write, atomic_write_json, read_text_file, sha256_file
 
 FORMAT = "idmm-checkpoint/1"
 
@@ -108,7 +108,7 @@ def read_state(path_stem: Path) -> dict[str, Any]:
     """The JSON trainer state of a checkpoint (CheckpointError when missing, unreadable or of the wrong shape)."""
     meta_path = Path(path_stem).with_suffix(".json")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_text_file(meta_path))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint state {meta_path} is missing") from None
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import CorruptFileError, RunStateError, UsageError, describe_os_error
-from idmm_tui.fsutil import atomic_write_json
+from idmm_tui.fsutil import atomic_write_json, read_text_file
 from idmm_tui.runs.store import RunDir, open_run_dir, read_json, remove_stale_temps, resolve_run, valid_run_name
 from idmm_tui.textsafe import safe_text
 
@@ -143,7 +143,7 @@ def load_group(name: str, runs_dir: Path) -> Group:
         known = ", ".join(list_groups(runs_dir)) or "none"
         raise RunStateError(f"no sweep group {name!r} in {runs_dir} (no {path}); groups there: {known}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path)
         data = json.loads(text) if text.strip() else None
         problem = "the file is empty" if data is None else manifest_problem(data)
     except OSError as exc:

@@ -26,6 +26,7 @@ from typing import Any
 
 from idmm_tui.experiments.groups import Group
 from idmm_tui.experiments.sweep import SOURCE_PREFIX
+from idmm_tui.fsutil import read_text_file
 from idmm_tui.recipe import is_method_key, recipe_keys
 from idmm_tui.runs.store import UNREADABLE, RunDir, effective_status, iter_metrics, summary_or_problem
 
@@ -68,7 +69,7 @@ class RunFacts:
 
 def _read_recipe(run: RunDir) -> dict[str, Any]:
     try:
-        return tomllib.loads(run.recipe.read_text(encoding="utf-8"))
+        return tomllib.loads(read_text_file(run.recipe))
     except (OSError, ValueError):  # missing, not UTF-8, not TOML: the run is shown without its settings
         return {}
 

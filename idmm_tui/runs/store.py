@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import CorruptFileError, FilesystemError, RunStateError, describe_os_error, not_utf8
-from idmm_tui.fsutil import atomic_write_json
+from idmm_tui.fsutil import atomic_write_json, open_regular, read_text_file
 
 RUN_MARKER = "idmm-run/1"
 RECIPE_FILE = "recipe.toml"
@@ -191,7 +191,7 @@ class RunDir:
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``, ``{}`` when missing or malformed (viewers never crash on it)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(Path(path)))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -319,7 +319,7 @@ def load_summary_file(path: Path) -> dict[str, Any]:
     """A summary.json's content after :func:`summary_problem` (CorruptFileError naming the file and why)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path)
     except FileNotFoundError:
         raise CorruptFileError(f"{path} is missing") from None
     except UnicodeDecodeError as exc:
@@ -341,7 +341,7 @@ def load_summary_file(path: Path) -> dict[str, Any]:
 def iter_metrics(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a metrics.jsonl, skipping blank, partial or malformed lines."""
     try:
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the with below
+        handle = open_regular(path, "r")  # not a FIFO / device: a reader never blocks on it
     except OSError:
         return
     with handle:

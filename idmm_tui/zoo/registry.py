@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import FilesystemError, UsageError
-from idmm_tui.fsutil import atomic_write_json, sha256_cached
+from idmm_tui.fsutil import atomic_write_json, read_text_file, sha256_cached
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -94,7 +94,7 @@ class LocalModel:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(path))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

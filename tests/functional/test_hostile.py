@@ -223,6 +223,17 @@ def test_recipe_of_binary_garbage(cli, tmp_path):
     assert str(recipe) in one_line(cli("run", recipe, "--runs-dir", tmp_path / "runs"), 2)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-base"])
+def test_a_recipe_that_is_not_a_regular_file_neither_hangs_nor_fills_memory(cli, tmp_path, kind):
+    recipe = tmp_path / "r.toml"
+    if kind == "fifo":
+        os.mkfifo(recipe)
+    else:
+        recipe.write_text('base = "/dev/zero"\n')
+    line = one_line(cli("run", recipe, "--runs-dir", tmp_path / "runs"), 2)
+    assert "not a regular file" in line
+
+
 def test_init_with_a_pickle_checkpoint_says_what_is_supported(cli, tmp_path, tiny_images):
     weights = tmp_path / "model.pt"
     weights.write_bytes(b"\x80\x04pickle")
@@ -610,6 +621,30 @@ def test_a_run_whose_summary_cannot_be_read_is_listed_as_unreadable(cli, runs, c
     assert table.code == 0 and "unreadable" in table.out and "warning" in table.err
     assert reason in one_line(cli("runs", "show", runs / "broken"), 4)
     assert tree(runs) == before
+
+
+def test_a_summary_that_is_a_fifo_does_not_hang_the_listing(cli, runs):
+    shutil.copytree(runs / "done", runs / "piped")
+    (runs / "piped" / "summary.json").unlink()
+    os.mkfifo(runs / "piped" / "summary.json")
+    (runs / "piped" / "metrics.jsonl").unlink(missing_ok=True)
+    os.mkfifo(runs / "piped" / "metrics.jsonl")
+    rows = {r["name"]: r for r in cli("runs", "list", "--runs-dir", runs, "--json").json()}
+    assert rows["piped"]["status"] == "unreadable" and "not a regular file" in rows["piped"]["reason"]
+    assert rows["done"]["status"] == "completed"
+
+
+def test_an_image_file_that_is_a_fifo_is_named_not_waited_for(tmp_path):
+    from idmm_tui.data.base import FileListDataset
+    from idmm_tui.engine.batches import BadImagesError, build_bank, preflight_images
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(good)
+    os.mkfifo(tmp_path / "pipe.jpg")
+    split = FileListDataset([good, tmp_path / "pipe.jpg"], [0, 1], ["a", "b"])
+    assert [(b.name, b.reason) for b in preflight_images(split)] == [(str(tmp_path / "pipe.jpg"), "not a regular file")]
+    with pytest.raises(BadImagesError, match="pipe.jpg"):
+        build_bank(split, 8, cache="yes", num_workers=0)
 
 
 def test_report_of_a_group_survives_a_damaged_summary(cli, runs):
