@@ -67,7 +67,7 @@ def check_run_name(name: Any) -> str:
 
 def run_name_from(text: str) -> str:
     """A valid run name made from arbitrary text (a recipe's ``name``): other characters become '_'."""
-    name = re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("._+=-")[: RUN_NAME_MAX - 40]
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._+=-]+", "_", text)).strip("._+=-")[: RUN_NAME_MAX - 40]
     return name or "run"
 
 
