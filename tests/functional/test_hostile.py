@@ -335,6 +335,27 @@ def test_runs_dir_on_a_full_filesystem_leaves_no_half_made_run(cli, tmp_path, ti
     assert list((full / "runs").iterdir()) == []  # nothing half-made
 
 
+def test_a_disk_that_fills_during_training(cli, tmp_path, tiny_images, mount_tmpfs):
+    small = mount_tmpfs("small", size="1m")  # room for the run directory, not for a checkpoint
+    recipe = recipe_file(tmp_path, tiny_images)
+    result = cli("run", recipe, "--runs-dir", small / "runs", "--name", "r", "--set", "finetune=[]")
+    line = one_line(result, 7)
+    assert "no space left" in line and "idmm run --resume" in line
+    assert not list((small / "runs" / "r" / "checkpoints").glob("*.tmp")) and not list(small.rglob(".*.tmp"))
+
+
+def test_a_catalogue_of_the_wrong_shape(cli, zoo, tmp_path, monkeypatch):
+    catalogue = tmp_path / "bad-catalogue.toml"
+    monkeypatch.setenv("IDMM_ZOO_CATALOGUE", str(catalogue))
+    catalogue.write_text(
+        '[models.m]\nrepo = 5\nstatus = "published"\nbackbone = "b"\nmethod = "m"\n'
+        'dataset = "d"\nstage = "s"\nkind = "backbone"\nresolution = "big"\n'
+    )
+    assert "must be" in one_line(cli("zoo", "list"), 2)
+    catalogue.write_bytes(b"[models.m]\nrepo = '\xff'\n")
+    assert str(catalogue) in one_line(cli("zoo", "list"), 2)
+
+
 @pytest.mark.parametrize("command", ["report", "viz-params"])
 def test_out_naming_an_existing_directory(cli, runs, tmp_path, command):
     target = tmp_path / "already-here"
@@ -658,6 +679,27 @@ def test_report_of_a_group_survives_a_damaged_summary(cli, runs):
     result = cli("report", "g", "--runs-dir", runs, "--format", "json")
     assert result.code == 0, result.err
     assert any("unreadable" in p for cell in result.json()["cells"] for p in cell["pending"])
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        'model = 3\n[pretrain]\nepochs = "many"\n[[finetune]]\nepochs = [1]\n',
+        'seed = "x"\n[data]\nclasses = "all"\n',
+        b"\xff\xfe not toml",
+    ],
+    ids=["wrong-types", "wrong-types-2", "not-utf8"],
+)
+def test_report_and_params_survive_a_run_recipe_of_the_wrong_shape(cli, runs, recipe):
+    shutil.copytree(runs / "done", runs / "odd")
+    path = runs / "odd" / "recipe.toml"
+    path.write_bytes(recipe if isinstance(recipe, bytes) else recipe.encode())
+    before = tree(runs)
+    result = cli("report", "done", "odd", "--runs-dir", runs, "--format", "json")
+    assert result.code == 0, result.err
+    params = cli("viz", "params", "done", "odd", "--runs-dir", runs, "--no-terminal", "--metric", "wall_time_s")
+    assert params.code == 0, params.err
+    assert tree(runs) == before
 
 
 def test_resume_of_a_run_whose_summary_is_damaged(cli, runs):
