@@ -204,30 +204,39 @@ def pil_to_uint8(image: Image.Image, size: int) -> tuple[torch.Tensor, tuple[int
 
 
 class _Decoded(Dataset):
-    """Index -> (uint8 image, original size, label, index, error), decoding with PIL.
+    """Bank position -> (uint8 image, original size, label, position, error), decoding with PIL.
 
-    A file that cannot be decoded does not raise (in a DataLoader worker the traceback would be
-    printed twice and name no file): ``error`` says why (``""`` for a good image), with a blank image.
+    ``indices`` maps bank positions to split indices (the images a bank keeps; all when None). A file
+    that cannot be decoded does not raise (in a DataLoader worker the traceback would be printed twice
+    and name no file): ``error`` says why (``""`` for a good image), with a blank image.
     """
 
-    def __init__(self, source: LabeledImages, size: int):
-        self.source, self.size = source, size
+    def __init__(self, source: LabeledImages, size: int, indices: list[int] | None = None):
+        self.source, self.size, self.indices = source, size, indices
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.indices) if self.indices is not None else len(self.source)
 
-    def __getitem__(self, index: int):
+    def split_index(self, position: int) -> int:
+        return self.indices[position] if self.indices is not None else position
+
+    def __getitem__(self, position: int):
         try:
-            image, label = self.source[index]
+            image, label = self.source[self.split_index(position)]
             tensor, (h, w) = pil_to_uint8(image, self.size)
         except Exception as exc:  # the image's fault (truncated, not an image, a bomb, an odd mode…)
             blank = torch.zeros(3, self.size, self.size, dtype=torch.uint8)
-            return blank, torch.tensor([0, 0]), -1, index, _reason(exc)
-        return tensor, torch.tensor([h, w]), int(label), index, ""
+            return blank, torch.tensor([0, 0]), -1, position, _reason(exc)
+        return tensor, torch.tensor([h, w]), int(label), position, ""
 
-
-def _bad_in(split: LabeledImages, idx: torch.Tensor, errors: list[str]) -> list[BadImage]:
-    return [BadImage(int(i), image_name(split, int(i)), e) for i, e in zip(idx.tolist(), errors, strict=True) if e]
+    def bad_in(self, positions: torch.Tensor, errors: list[str]) -> list[BadImage]:
+        """The images of a decoded batch that failed, by split index and file."""
+        out = []
+        for position, error in zip(positions.tolist(), errors, strict=True):
+            if error:
+                index = self.split_index(int(position))
+                out.append(BadImage(index, image_name(self.source, index), error))
+        return out
 
 
 @dataclass
@@ -241,8 +250,7 @@ class ImageBank:
     source: _Decoded | None = None
     num_workers: int = 0
     side: int = 0  # stored square side S (0: the images' own size, equal-size in-memory data)
-    skip_bad: bool = False  # leave undecodable images out (streamed: out of their batch) instead of failing
-    skipped: list[BadImage] = field(default_factory=list)  # images left out of a cached bank
+    skipped: list[BadImage] = field(default_factory=list)  # undecodable images left out (data.skip_bad_images)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -292,12 +300,9 @@ class ImageBank:
             pin_memory=torch.cuda.is_available(),
         )
         for images, sizes, labels, idx, errors in loader:
-            bad = _bad_in(self.source.source, idx, errors)
-            if bad:
-                if not self.skip_bad or len(bad) == len(idx):
-                    raise bad_images_error(bad)
-                keep = torch.tensor([not e for e in errors])
-                images, sizes, labels, idx = images[keep], sizes[keep], labels[keep], idx[keep]
+            bad = self.source.bad_in(idx, errors)
+            if bad:  # left out when the bank was built, if skipping: so this file changed since
+                raise bad_images_error(bad)
             yield images, sizes, labels, idx
 
 
@@ -340,29 +345,61 @@ def build_bank(
     n = len(decoded)
     want_cache = cache == "yes" or (cache == "auto" and n * 3 * size * size <= _cache_budget())
     if not want_cache:
-        labels = torch.tensor([_label_of(split, i) for i in range(n)], dtype=torch.long)
-        return ImageBank(labels, classes, source=decoded, num_workers=num_workers, side=size, skip_bad=skip_bad)
+        # streamed: decoded again each epoch. With skip_bad, one pass now finds the images to leave out,
+        # so that every epoch, the kNN monitor and the test see the same images; otherwise a bad file
+        # stops training when its batch is decoded, named.
+        bad = _decode_pass(decoded, num_workers, on_progress)[1] if skip_bad else []
+        _check_bad(bad, n, skip_bad)
+        left_out = {b.index for b in bad}
+        keep = [i for i in range(n) if i not in left_out]
+        labels = torch.tensor([_label_of(split, i) for i in keep], dtype=torch.long)
+        source = _Decoded(split, size, keep if bad else None)
+        bank = ImageBank(labels, classes, source=source, num_workers=num_workers, side=size)
+        bank.skipped = bad
+        return bank
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     sizes = torch.empty(n, 2, dtype=torch.long)
     labels = torch.empty(n, dtype=torch.long)
-    loader = DataLoader(decoded, batch_size=64, num_workers=num_workers, shuffle=False)
-    done = 0
-    bad: list[BadImage] = []
-    for batch, hw, lab, idx, errors in loader:
+
+    def store(batch, hw, lab, idx):
         images[idx], sizes[idx], labels[idx] = batch, hw, lab
-        bad += _bad_in(split, idx, errors)
-        done += len(idx)
-        if on_progress:
-            on_progress(done, n)
-    if bad and (not skip_bad or len(bad) == n):
-        raise bad_images_error(sorted(bad, key=lambda b: b.index))
+
+    _, bad = _decode_pass(decoded, num_workers, on_progress, store)
+    _check_bad(bad, n, skip_bad)
     if bad:
         keep = torch.ones(n, dtype=torch.bool)
         keep[[b.index for b in bad]] = False
         images, sizes, labels = images[keep], sizes[keep], labels[keep]
-    bank = ImageBank(labels, classes, images, sizes, side=size, skip_bad=skip_bad)
-    bank.skipped = sorted(bad, key=lambda b: b.index)
+    bank = ImageBank(labels, classes, images, sizes, side=size)
+    bank.skipped = bad
     return bank
+
+
+def _decode_pass(
+    decoded: _Decoded,
+    num_workers: int,
+    on_progress: Callable[[int, int], None] | None,
+    store: Callable[..., None] | None = None,
+) -> tuple[int, list[BadImage]]:
+    """Decode every image once (in DataLoader workers), handing each batch to ``store``; returns
+    (count, the images that failed, in split order)."""
+    n = len(decoded)
+    loader = DataLoader(decoded, batch_size=64, num_workers=num_workers, shuffle=False)
+    done = 0
+    bad: list[BadImage] = []
+    for batch, hw, lab, idx, errors in loader:
+        if store is not None:
+            store(batch, hw, lab, idx)
+        bad += decoded.bad_in(idx, errors)
+        done += len(idx)
+        if on_progress:
+            on_progress(done, n)
+    return done, sorted(bad, key=lambda b: b.index)
+
+
+def _check_bad(bad: list[BadImage], n: int, skip_bad: bool) -> None:
+    if bad and (not skip_bad or len(bad) == n):
+        raise bad_images_error(bad)
 
 
 def _label_of(split: LabeledImages, index: int) -> int:

@@ -496,9 +496,24 @@ def test_bad_images_are_skipped_when_the_recipe_says_so(tmp_path):
     streamed = build_bank(split, 32, cache="no", num_workers=0)
     with pytest.raises(BadImagesError, match="cut.jpg|empty.png"):
         list(streamed.batches([torch.arange(len(split))]))
-    streamed = build_bank(split, 32, cache="no", num_workers=0, skip_bad=True)
-    (images, _, labels, ids), *_ = list(streamed.batches([torch.arange(len(split))]))
-    assert len(ids) == len(split) - 2 and (labels >= 0).all()
+    streamed = build_bank(split, 32, cache="no", num_workers=0, skip_bad=True)  # one pass finds them
+    assert len(streamed) == len(split) - 2 and len(streamed.skipped) == 2
+    (images, _, labels, ids), *_ = list(streamed.batches([torch.arange(len(streamed))]))
+    assert len(ids) == len(streamed) and torch.equal(labels, streamed.labels) and (labels >= 0).all()
+
+
+def test_a_run_with_skip_bad_images_trains_without_them_and_says_which(cli, tmp_path):
+    root = small_images(tmp_path / "imgs")
+    cls = sorted((root / "train").iterdir())[0]
+    (cls / "empty.png").write_bytes(b"")
+    cut = truncated_jpeg(cls / "cut.jpg")
+    recipe = recipe_file(tmp_path, root, "")
+    args = ["--set", "data.skip_bad_images=true", "--set", "pretrain.epochs=1", "--set", "finetune.0.epochs=1"]
+    result = cli("run", recipe, "--runs-dir", tmp_path / "runs", "--name", "r", "--json", *args)
+    assert result.code == 0, result.err
+    assert result.json()["status"] == "completed"
+    log = (tmp_path / "runs" / "r" / "run.log").read_text()
+    assert str(cls / "empty.png") in log and str(cut) in log and "left out 2 images" in log
 
 
 @pytest.mark.parametrize(
