@@ -25,7 +25,6 @@ from idmm_tui.runs.summary import new_summary
 from idmm_tui.stages import plan_stages, recipe_key
 from idmm_tui.transfer import init_lineage, init_loader
 
-
 #: idmm versions whose mid-stage checkpoints this version cannot continue exactly (another steps-per-epoch).
 PROTOCOL_BEFORE = ("0.1.0",)
 

@@ -51,4 +51,5 @@ def make_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     groups = param_groups(module, cfg.weight_decay, exclude=isinstance(cfg, FinetuneConfig))
     if getattr(cfg, "optimizer", "adamw") == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    on_gpu = all(p.is_cuda for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=on_gpu or None)  # one fused kernel per step on a GPU
