@@ -32,6 +32,7 @@ from idmm_tui.engine.batches import ImageBank, build_bank, eval_storage_size, tr
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
 from idmm_tui.engine.evaluate import KNN_CROP_PCT, knn_accuracy, top1_accuracy
 from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
+from idmm_tui.engine.knn import extract_features
 from idmm_tui.engine.optim import make_optimizer
 from idmm_tui.engine.sampling import rank_batches, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
@@ -281,6 +282,7 @@ class Trainer:
         else:
             origin = self.initial_weights(stage, module)
             self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
+            objective.start(module, cfg, lambda: self.train_features(stage, module))
             if stage.kind == "pretrain" and getattr(cfg, "knn_every", 0):
                 # the monitor's starting point: how good the untrained (or init) features already are
                 knn_start = round(self.knn_accuracy(stage, module), 4)
@@ -334,7 +336,7 @@ class Trainer:
                         min_lr=cfg.min_lr,
                     )
                     for group in optimizer.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_mult", 1.0)
                     dev = self.place.device
                     b = Batch(images.to(dev, non_blocking=True), sizes.to(dev), labels.to(dev), ids.to(dev))
                     with self.autocast():
@@ -413,6 +415,16 @@ class Trainer:
         if self.place.is_main:
             self.run.append_metrics(record)
         acc.reset_window()
+
+    def train_features(self, stage: Stage, module: nn.Module) -> torch.Tensor:
+        """L2-normalised backbone features of the training images (instance-id order), test-time view."""
+        resolution = stage.cfg.resolution
+        self.log(f"{stage.name}: one pass over the training images for their features")
+        backbone = unwrap(module).backbone
+        bank = self.train_bank(stage)
+        return extract_features(
+            backbone, bank, resolution, self.place.device, crop_pct=KNN_CROP_PCT, autocast=self.autocast()
+        )
 
     def knn_accuracy(self, stage: Stage, module: nn.Module) -> float:
         """The kNN monitor: training images (the stage's bank) as neighbours of the test images."""
