@@ -77,8 +77,15 @@ class SystemSampler:
             return ()
         try:
             out = subprocess.run(
-                [self._nvidia_smi, "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
-                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=3, check=False,
+                [
+                    self._nvidia_smi,
+                    "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
+                    "--format=csv,noheader,nounits",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=3,
+                check=False,
             ).stdout
         except (OSError, subprocess.SubprocessError):
             return ()

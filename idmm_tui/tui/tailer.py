@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from idmm_tui.runs.store import RunDir, read_json
-from idmm_tui.tui.model import StageColumns, columnize
+from idmm_tui.tui.curves import StageColumns, columnize
 
 #: Bytes read at most per poll and file: a huge file is caught up over several polls, so that one
 #: poll never holds a worker (or the memory) for long.
@@ -107,8 +107,14 @@ class RunPoll:
 
     @property
     def empty(self) -> bool:
-        return not (self.reset or self.records or self.summary is not None or self.log_lines or self.log_reset
-                    or self.recipe_text is not None)
+        return not (
+            self.reset
+            or self.records
+            or self.summary is not None
+            or self.log_lines
+            or self.log_reset
+            or self.recipe_text is not None
+        )
 
 
 class RunWatcher:

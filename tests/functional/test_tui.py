@@ -25,18 +25,14 @@ import numpy as np
 import pytest
 
 from idmm_tui.runs.store import iter_metrics
+from idmm_tui.tui.colors import assign_colors
+from idmm_tui.tui.curves import RunCurves
 from idmm_tui.tui.downsample import downsample, ema
-from idmm_tui.tui.model import (
-    RunCurves,
-    assign_colors,
-    fmt_duration,
-    recipe_diff,
-    run_row,
-    sort_rows,
-    stage_eta,
-    timeline,
-)
+from idmm_tui.tui.format import fmt_duration
+from idmm_tui.tui.recipe_diff import recipe_diff
+from idmm_tui.tui.runs_table import run_row, sort_rows
 from idmm_tui.tui.tailer import FileTail, RunWatcher
+from idmm_tui.tui.timeline import stage_eta, timeline
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 STARTED = "2026-11-26T12:00:00+0000"
@@ -46,11 +42,25 @@ STARTED = "2026-11-26T12:00:00+0000"
 # fixture runs
 
 
-def make_run(runs_dir: Path, name: str, *, status: str = "completed", method: str = "idmm",
-             backbone: str = "vit_micro_p4", dataset: str = "embedded", started: str = STARTED,
-             pre_epochs: int = 4, ft_epochs: int = 3, steps_per_epoch: int = 8, log_every: int = 2,
-             seed: int = 0, acc_base: float = 60.0, lr: float = 1e-3, garbage: bool = False,
-             pid: int | None = None) -> Path:
+def make_run(
+    runs_dir: Path,
+    name: str,
+    *,
+    status: str = "completed",
+    method: str = "idmm",
+    backbone: str = "vit_micro_p4",
+    dataset: str = "embedded",
+    started: str = STARTED,
+    pre_epochs: int = 4,
+    ft_epochs: int = 3,
+    steps_per_epoch: int = 8,
+    log_every: int = 2,
+    seed: int = 0,
+    acc_base: float = 60.0,
+    lr: float = 1e-3,
+    garbage: bool = False,
+    pid: int | None = None,
+) -> Path:
     """A run directory as the trainer writes it (summary, metrics, log, recipe), deterministic."""
     run = Path(runs_dir) / name
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -73,26 +83,73 @@ def make_run(runs_dir: Path, name: str, *, status: str = "completed", method: st
                 t += 0.5
                 if step % log_every == 0:
                     loss = (5.0 if p["kind"] == "pretrain" else 2.0) * math.exp(-step / total) + rng.random() * 0.2
-                    lines.append({"kind": "train", "stage": p["name"], "stage_index": si, "epoch": e, "step": step,
-                                  "loss": round(loss, 6), "lr": lr * 0.5 * (1 + math.cos(math.pi * step / total)),
-                                  "images_per_s": round(900 + rng.random() * 100, 2), "time": round(t, 3)})
-            record = {"kind": "epoch", "stage": p["name"], "stage_index": si, "epoch": e, "step": e * steps_per_epoch,
-                      "loss": lines[-1]["loss"], "lr": lines[-1]["lr"], "images_per_s": 950.0, "time": round(t, 3)}
+                    lines.append(
+                        {
+                            "kind": "train",
+                            "stage": p["name"],
+                            "stage_index": si,
+                            "epoch": e,
+                            "step": step,
+                            "loss": round(loss, 6),
+                            "lr": lr * 0.5 * (1 + math.cos(math.pi * step / total)),
+                            "images_per_s": round(900 + rng.random() * 100, 2),
+                            "time": round(t, 3),
+                        }
+                    )
+            record = {
+                "kind": "epoch",
+                "stage": p["name"],
+                "stage_index": si,
+                "epoch": e,
+                "step": e * steps_per_epoch,
+                "loss": lines[-1]["loss"],
+                "lr": lines[-1]["lr"],
+                "images_per_s": 950.0,
+                "time": round(t, 3),
+            }
             if p["kind"] == "finetune":
                 record["test_acc"] = round(acc_base + 20 * (1 - math.exp(-e / 2)) + rng.random(), 4)
             elif e % 2 == 0 or e == p["epochs"]:  # the kNN monitor (pretrain.knn_every = 2)
                 record["knn_acc"] = round(acc_base / 2 + 5 * e + rng.random(), 4)
             lines.append(record)
-            current = {"stage": p["name"], "stage_index": si, "epoch": e, "epochs": p["epochs"],
-                       "step": e * steps_per_epoch, "total_steps": total, "loss": record["loss"],
-                       "images_per_s": 950.0, **({"test_acc": record["test_acc"]} if "test_acc" in record else {})}
+            current = {
+                "stage": p["name"],
+                "stage_index": si,
+                "epoch": e,
+                "epochs": p["epochs"],
+                "step": e * steps_per_epoch,
+                "total_steps": total,
+                "loss": record["loss"],
+                "images_per_s": 950.0,
+                **({"test_acc": record["test_acc"]} if "test_acc" in record else {}),
+            }
         if stop_stage is None or si < stop_stage:
-            stages[p["name"]] = {"kind": p["kind"], "resolution": p["resolution"], "epochs": p["epochs"],
-                                 "status": "completed", "loss": record["loss"], "images_per_s": 950.0,
-                                 **({"test_acc": record["test_acc"]} if "test_acc" in record else {})}
-    summary = {"format": "idmm-run/1", "name": name, "status": status, "started_at": started, "updated_at": started,
-               "backbone": backbone, "dataset": dataset, "method": method, "seed": seed, "init": "", "plan": plan,
-               "stages": stages, "wall_time_s": t, "test_acc": None, "current": current}
+            stages[p["name"]] = {
+                "kind": p["kind"],
+                "resolution": p["resolution"],
+                "epochs": p["epochs"],
+                "status": "completed",
+                "loss": record["loss"],
+                "images_per_s": 950.0,
+                **({"test_acc": record["test_acc"]} if "test_acc" in record else {}),
+            }
+    summary = {
+        "format": "idmm-run/1",
+        "name": name,
+        "status": status,
+        "started_at": started,
+        "updated_at": started,
+        "backbone": backbone,
+        "dataset": dataset,
+        "method": method,
+        "seed": seed,
+        "init": "",
+        "plan": plan,
+        "stages": stages,
+        "wall_time_s": t,
+        "test_acc": None,
+        "current": current,
+    }
     if status == "completed":
         summary.update(finished_at=started, test_acc=stages["finetune_28"]["test_acc"], current=None)
     if status == "failed":
@@ -109,17 +166,25 @@ def make_run(runs_dir: Path, name: str, *, status: str = "completed", method: st
     (run / "recipe.toml").write_text(
         f'name = "demo"\nseed = {seed}\n\n[data]\ndataset = "{dataset}"\n\n[model]\nbackbone = "{backbone}"\n\n'
         f'[pretrain]\nmethod = "{method}"\nepochs = {pre_epochs}\nlr = {lr}\n\n[[finetune]]\nepochs = {ft_epochs}\n'
-        "resolution = 28\n")
+        "resolution = 28\n"
+    )
     return run
 
 
 def make_fixture_runs(runs_dir: Path) -> None:
     make_run(runs_dir, "demo-idmm", started="2026-11-26T12:00:00+0000")
     make_run(runs_dir, "demo-random-init", method="none", started="2026-11-26T12:30:00+0000", acc_base=40.0)
-    make_run(runs_dir, "demo-no-cutmix", status="interrupted", started="2026-11-26T13:00:00+0000", garbage=True,
-             lr=5e-4)
-    make_run(runs_dir, "flowers-deit", status="failed", backbone="deit_tiny_patch16_224", dataset="flowers102",
-             started="2026-11-26T11:00:00+0000")
+    make_run(
+        runs_dir, "demo-no-cutmix", status="interrupted", started="2026-11-26T13:00:00+0000", garbage=True, lr=5e-4
+    )
+    make_run(
+        runs_dir,
+        "flowers-deit",
+        status="failed",
+        backbone="deit_tiny_patch16_224",
+        dataset="flowers102",
+        started="2026-11-26T11:00:00+0000",
+    )
     make_run(runs_dir, "pets-killed", status="running", dataset="pets", started="2026-11-26T10:00:00+0000")
 
 
@@ -221,7 +286,7 @@ def test_file_tail_reads_complete_lines_only_and_restarts_on_rewrite(tmp_path):
     path.write_text('{"a": 1}\n{"b": ')
     assert tail.poll() == (False, ['{"a": 1}'])
     with open(path, "a") as handle:
-        handle.write('2}\n')
+        handle.write("2}\n")
     assert tail.poll() == (False, ['{"b": 2}'])
     tmp = tmp_path / "new"
     tmp.write_text('{"a": 1}\n')
@@ -253,9 +318,11 @@ def test_rows_status_timeline_eta_and_diff(tmp_path):
     summary["pid"] = 2**22 + 999  # no such process: the run was killed hard
     assert run_row(running, summary).status == "interrupted"  # the core's effective status
     assert run_row(running, {}).status == "starting"  # empty or unreadable summary: never raises
-    rows = [run_row(running, {"name": "b", "test_acc": 50.0, "status": "completed"}),
-            run_row(running, {"name": "a", "status": "failed"}),
-            run_row(running, {"name": "c", "test_acc": 70.0, "status": "completed"})]
+    rows = [
+        run_row(running, {"name": "b", "test_acc": 50.0, "status": "completed"}),
+        run_row(running, {"name": "a", "status": "failed"}),
+        run_row(running, {"name": "c", "test_acc": 70.0, "status": "completed"}),
+    ]
     assert [r.name for r in sort_rows(rows, "test_acc", True)] == ["c", "b", "a"]  # missing last
     assert [r.name for r in sort_rows(rows, "test_acc", False)] == ["b", "c", "a"]
     assert fmt_duration(3725) == "1h02m" and fmt_duration(None) == "–"
@@ -263,6 +330,22 @@ def test_rows_status_timeline_eta_and_diff(tmp_path):
     assert [key for key, _ in diff] == ["pretrain.method", "x"]
     colors = assign_colors(["a", "b", "c", "d"])
     assert len(set(colors.values())) == 4 and assign_colors(["c"])["c"] == assign_colors(["c", "d"])["c"]
+
+
+def test_screens_do_not_import_the_app():
+    """Screens post messages to the app; none imports it (not even for type checking)."""
+    import ast
+
+    screens = Path(__file__).parents[2] / "idmm_tui" / "tui" / "screens"
+    for path in sorted(screens.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n == "idmm_tui.tui.app" or n.startswith("idmm_tui.tui.app.") for n in names), path.name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,15 +470,28 @@ async def test_odd_data_is_shown_not_fatal(fixture_runs):
 
     odd = fixture_runs / "odd"
     odd.mkdir()
-    (odd / "summary.json").write_text(json.dumps({
-        "format": "idmm-run/1", "name": 7, "status": "running", "pid": "x", "plan": "oops",
-        "stages": [1], "current": {"stage": ["a"], "epoch": "two", "total_steps": None}, "wall_time_s": "long",
-        "test_acc": "NaN", "started_at": 12}))
+    (odd / "summary.json").write_text(
+        json.dumps(
+            {
+                "format": "idmm-run/1",
+                "name": 7,
+                "status": "running",
+                "pid": "x",
+                "plan": "oops",
+                "stages": [1],
+                "current": {"stage": ["a"], "epoch": "two", "total_steps": None},
+                "wall_time_s": "long",
+                "test_acc": "NaN",
+                "started_at": 12,
+            }
+        )
+    )
     (odd / "recipe.toml").write_text("this is [not toml")
     (odd / "metrics.jsonl").write_text(
         '{"stage": "s", "step": 1, "loss": 1e999}\n{"stage": "s", "step": "2", "loss": [1]}\n'
         '{"stage": 5}\n{"stage": "s", "kind": "epoch", "epoch": null, "test_acc": "high"}\n'
-        '{"stage": "s", "step": 3, "loss": 0.5, "lr": true}\n' + "\x00\xff garbage\n")
+        '{"stage": "s", "step": 3, "loss": 0.5, "lr": true}\n' + "\x00\xff garbage\n"
+    )
     app = make_app(fixture_runs)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -433,6 +529,51 @@ async def test_help_lists_the_keys_of_every_screen(fixture_runs):
         assert {"question_mark", "slash", "space", "c", "k", "r", "e", "s", "ctrl+s"} <= keys
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+def docs_example(section: str) -> str:
+    """The first ``python`` code block under ``section`` (a ``## `` heading) of docs/extending.md."""
+    doc = (Path(__file__).parents[2] / "docs" / "extending.md").read_text(encoding="utf-8")
+    body = doc.split(f"\n{section}\n", 1)[1].split("\n## ", 1)[0]
+    return body.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+@pilot_test
+async def test_extending_a_dashboard_screen(fixture_runs):
+    """docs/extending.md's example screen, as written there: palette entry, help section, OpenRun."""
+    import types
+
+    from textual.command import CommandPalette
+    from textual.widgets import Input
+
+    from idmm_tui.tui.screens.base import unregister_screen
+    from idmm_tui.tui.screens.modals import HelpScreen
+    from idmm_tui.tui.screens.run import RunScreen
+
+    module = types.ModuleType("docs_example_goto")
+    exec(compile(docs_example("## A dashboard screen"), "docs/extending.md", "exec"), module.__dict__)
+    screen_class = module.GoToScreen
+    try:
+        app = make_app(fixture_runs)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("question_mark")  # the key reference, from the runs table
+            assert isinstance(app.screen, HelpScreen)
+            assert ("Go to a run", [("escape", "back without opening a run")]) in app.screen.sections
+            await pilot.press("escape")
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the command palette")
+            await pilot.press(*"Go to a run")
+            palette = app.screen
+            await wait_for(pilot, lambda: palette.query("CommandList").first().option_count, what="matches")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, screen_class), what="the example screen")
+            goto = app.screen
+            assert isinstance(app.focused, Input)
+            await pilot.press(*"demo-idmm", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
+            assert app.screen.path == fixture_runs / "demo-idmm" and goto not in app.screen_stack
+    finally:
+        unregister_screen(screen_class)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,8 +658,9 @@ async def test_launch_watch_stop_and_resume_a_tiny_run(tmp_path, monkeypatch, ti
         await wait_for(pilot, lambda: not app.processes, 30, "the process to exit")
         before = view.curves.points
         await pilot.press("r")  # resume from the view
-        await wait_for(pilot, lambda: view.summary.get("status") == "running" and view.summary.get("pid"), 60,
-                       "resumed")
+        await wait_for(
+            pilot, lambda: view.summary.get("status") == "running" and view.summary.get("pid"), 60, "resumed"
+        )
         await wait_for(pilot, lambda: view.curves.points > before, 60, "metrics after the resume")
         pid = view.summary["pid"]
         await pilot.press("k", "y")
@@ -559,8 +701,9 @@ async def test_snapshot_run_view(fixture_runs, tmp_path, size):
 async def test_snapshot_compare(fixture_runs, tmp_path):
     app = make_app(fixture_runs)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_compare([fixture_runs / "demo-idmm", fixture_runs / "demo-random-init",
-                          fixture_runs / "demo-no-cutmix"])
+        app.open_compare(
+            [fixture_runs / "demo-idmm", fixture_runs / "demo-random-init", fixture_runs / "demo-no-cutmix"]
+        )
         screen = app.screen
         await wait_for(pilot, lambda: all(r.summary and r.recipe for r in screen.runs.values()), what="polls")
         await pilot.pause()
@@ -618,10 +761,16 @@ async def test_zoo_lists_the_catalogue_and_reports_errors_clearly(fixture_runs, 
         await pilot.press("u")  # push a run: only runs with a finished stage are offered
         push = app.screen
         assert isinstance(push, PushScreen)
-        assert sorted(p.name for p in push.runs) == ["demo-idmm", "demo-no-cutmix", "demo-random-init",
-                                                     "flowers-deit", "pets-killed"]
+        assert sorted(p.name for p in push.runs) == [
+            "demo-idmm",
+            "demo-no-cutmix",
+            "demo-random-init",
+            "flowers-deit",
+            "pets-killed",
+        ]
         await pilot.press("ctrl+s")  # the fixture runs have no weights: a clear error, nothing installed
         await wait_for(pilot, lambda: app.screen is zoo and not zoo.busy, 30, "the push to fail")
         assert any("push failed" in str(line.text) for line in log.lines)
-        assert not (tmp_path / "zoo").exists() or not any(p.is_dir() and not p.name.startswith(".")
-                                                          for p in (tmp_path / "zoo").iterdir())
+        assert not (tmp_path / "zoo").exists() or not any(
+            p.is_dir() and not p.name.startswith(".") for p in (tmp_path / "zoo").iterdir()
+        )

@@ -11,28 +11,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from idmm_tui.tui.colors import assign_colors, hex_color
+from idmm_tui.tui.curves import METRIC_TITLES, SMOOTHABLE, SMOOTHING_LEVELS, RunCurves, best_test_acc
+from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_num, num, text
 from idmm_tui.tui.messages import RunPolled
-from idmm_tui.tui.model import (
-    METRIC_TITLES,
-    SMOOTHABLE,
-    SMOOTHING_LEVELS,
-    STATUS_ICON,
-    STATUS_STYLE,
-    RunCurves,
-    assign_colors,
-    best_test_acc,
-    fmt_duration,
-    fmt_num,
-    fmt_value,
-    hex_color,
-    num,
-    parse_recipe,
-    plan_of,
-    recipe_diff,
-    run_status,
-    text,
-)
+from idmm_tui.tui.recipe_diff import fmt_value, parse_recipe, recipe_diff
 from idmm_tui.tui.screens.watching import WatchingScreen
+from idmm_tui.tui.summary import plan_of, run_status
 from idmm_tui.tui.widgets.curves import CurvePlot, Line
 
 LEFT_METRICS = ("loss", "lr", "images_per_s")
@@ -63,6 +48,9 @@ class RunState:
 
 class CompareScreen(WatchingScreen):
     """Several runs side by side (live)."""
+
+    HELP_TITLE = "Compare"
+    HELP_ORDER = 30
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the runs table"),
@@ -167,8 +155,13 @@ class CompareScreen(WatchingScreen):
         return lines
 
     def _update_plots(self) -> None:
-        key = (tuple((r.curves.version, id(r.curves)) for r in self.runs.values()), self.stage, self.metric,
-               self.x_axis, self.smoothing)
+        key = (
+            tuple((r.curves.version, id(r.curves)) for r in self.runs.values()),
+            self.stage,
+            self.metric,
+            self.x_axis,
+            self.smoothing,
+        )
         if key == self._plotted:
             return
         self._plotted = key
@@ -206,19 +199,25 @@ class CompareScreen(WatchingScreen):
                 stage_loss.append(fmt_num(value, 4))
             acc = num(summary.get("test_acc"))
             if acc is None:
-                acc = num((summary.get("current") or {}).get("test_acc")) if isinstance(
-                    summary.get("current"), dict) else None
-            final_rows.append((
-                Text("● ", style=hex_color(self.run_colors[run.path.name])) + Text(run.name, style="bold"),
-                Text(status, style=STATUS_STYLE.get(status, "")), text(summary.get("method")),
-                text(summary.get("init")) or "–",
-                Text(fmt_num(acc), justify="right", style="bold"),
-                Text(fmt_num(best_test_acc(run.curves)), justify="right"),
-                Text(fmt_num(knn_final(summary, run.curves)), justify="right"),
-                *[Text(v, justify="right") for v in stage_loss],
-                Text(fmt_duration(summary.get("wall_time_s")), justify="right"),
-                " → ".join(f"{p['name']}:{p.get('epochs')}" for p in plan_of(summary)),
-            ))
+                acc = (
+                    num((summary.get("current") or {}).get("test_acc"))
+                    if isinstance(summary.get("current"), dict)
+                    else None
+                )
+            final_rows.append(
+                (
+                    Text("● ", style=hex_color(self.run_colors[run.path.name])) + Text(run.name, style="bold"),
+                    Text(status, style=STATUS_STYLE.get(status, "")),
+                    text(summary.get("method")),
+                    text(summary.get("init")) or "–",
+                    Text(fmt_num(acc), justify="right", style="bold"),
+                    Text(fmt_num(best_test_acc(run.curves)), justify="right"),
+                    Text(fmt_num(knn_final(summary, run.curves)), justify="right"),
+                    *[Text(v, justify="right") for v in stage_loss],
+                    Text(fmt_duration(summary.get("wall_time_s")), justify="right"),
+                    " → ".join(f"{p['name']}:{p.get('epochs')}" for p in plan_of(summary)),
+                )
+            )
         diff = recipe_diff([run.recipe for run in runs])
         key = (repr(final_rows), repr(diff))
         if key == self._tables:
@@ -226,8 +225,18 @@ class CompareScreen(WatchingScreen):
         self._tables = key
         final = self.query_one("#final-table", DataTable)
         final.clear(columns=True)
-        labels = ["run", "status", "method", "init", "test acc", "best acc", "kNN acc",
-                  *[f"loss {n}" for n in stages], "wall", "plan"]
+        labels = [
+            "run",
+            "status",
+            "method",
+            "init",
+            "test acc",
+            "best acc",
+            "kNN acc",
+            *[f"loss {n}" for n in stages],
+            "wall",
+            "plan",
+        ]
         # explicit widths (what auto-sizing would give): DataTable measures new rows lazily, and a
         # rebuild right after another one could leave every column at its label's width
         for i, label in enumerate(labels):

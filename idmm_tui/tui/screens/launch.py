@@ -12,21 +12,18 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from idmm_tui.errors import IdmmError
-from idmm_tui.tui.messages import RecipeChecked, RegistriesLoaded
-
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
+from idmm_tui.tui.messages import LaunchRequested, RecipeChecked, RegistriesLoaded
+from idmm_tui.tui.screens.base import DashboardScreen
 
 #: Form field -> recipe key. Selects and inputs left at the recipe's value add no override.
 FIELDS = {
@@ -41,18 +38,29 @@ FIELDS = {
 SELECTS = ("backbone", "dataset", "method")
 INPUTS = ("root", "pretrain_epochs", "finetune_epochs", "seed")
 LABELS = {
-    "recipe": "Recipe", "name": "Run name", "backbone": "Backbone", "dataset": "Dataset", "root": "Data root",
-    "method": "Pretraining", "pretrain_epochs": "Pretrain epochs", "finetune_epochs": "Fine-tune epochs",
-    "seed": "Seed", "extra": "More --set",
+    "recipe": "Recipe",
+    "name": "Run name",
+    "backbone": "Backbone",
+    "dataset": "Dataset",
+    "root": "Data root",
+    "method": "Pretraining",
+    "pretrain_epochs": "Pretrain epochs",
+    "finetune_epochs": "Fine-tune epochs",
+    "seed": "Seed",
+    "extra": "More --set",
 }
 
 
 def recipe_defaults(recipe: Any) -> dict[str, Any]:
     """The recipe's own values of the form's fields."""
     return {
-        "backbone": recipe.model.backbone, "dataset": recipe.data.dataset, "root": recipe.data.root,
-        "method": recipe.pretrain.method, "pretrain_epochs": recipe.pretrain.epochs,
-        "finetune_epochs": recipe.finetune[0].epochs if recipe.finetune else None, "seed": recipe.seed,
+        "backbone": recipe.model.backbone,
+        "dataset": recipe.data.dataset,
+        "root": recipe.data.root,
+        "method": recipe.pretrain.method,
+        "pretrain_epochs": recipe.pretrain.epochs,
+        "finetune_epochs": recipe.finetune[0].epochs if recipe.finetune else None,
+        "seed": recipe.seed,
         "name": recipe.name,
     }
 
@@ -81,9 +89,14 @@ def blamed_fields(message: str, extra_keys: list[str]) -> set[str]:
     fields = {field for field, key in FIELDS.items() if key == head}
     if head in extra_keys:
         fields.add("extra")
-    for words, field in (("unknown backbone", "backbone"), ("with backbone", "backbone"),
-                         ("unknown dataset", "dataset"), ("unknown pretraining method", "method"),
-                         ("More --set", "extra"), ("Run name", "name")):
+    for words, field in (
+        ("unknown backbone", "backbone"),
+        ("with backbone", "backbone"),
+        ("unknown dataset", "dataset"),
+        ("unknown pretraining method", "method"),
+        ("More --set", "extra"),
+        ("Run name", "name"),
+    ):
         if words in detail:
             fields.add(field)
     if detail.startswith("dataset ") and "not found" in detail:
@@ -97,15 +110,17 @@ def find_recipes(directory: Path | None) -> list[Path]:
     return sorted(p for p in directory.glob("*.toml") if p.is_file())
 
 
-class LaunchScreen(Screen):
+class LaunchScreen(DashboardScreen):
     """The launch form."""
+
+    HELP_TITLE = "Launch"
+    HELP_ORDER = 40
+    HELP_EXTRA = (("tab", "next field"), ("enter", "open a list"))
 
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True, tooltip="launch (once the form checks out)"),
         Binding("escape", "cancel", "Cancel", tooltip="back without launching"),
     ]
-
-    app: IdmmApp
 
     def __init__(self, recipes: list[Path], selected: Path | None = None) -> None:
         super().__init__()
@@ -119,25 +134,40 @@ class LaunchScreen(Screen):
         self._data_checked: dict[tuple, str] = {}  # (dataset, root, download, finetunes) -> error or ""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(("launch a run", "bold"), ("   from a recipe, with overrides; checked as you type",
-                                                             "dim")), classes="title-bar")
+        yield Static(
+            Text.assemble(("launch a run", "bold"), ("   from a recipe, with overrides; checked as you type", "dim")),
+            classes="title-bar",
+        )
         with VerticalScroll(id="launch-form"):
             recipes = [(p.name, str(p)) for p in self.recipes]
-            yield from self._row("recipe", Select(recipes, id="recipe", compact=True, prompt="no recipes found",
-                                                  value=str(self.selected) if self.selected else Select.NULL,
-                                                  allow_blank=not self.recipes))
-            yield from self._row("name", Input(id="name", placeholder="default: <recipe name>-<date>-<time>",
-                                                 compact=True))
+            yield from self._row(
+                "recipe",
+                Select(
+                    recipes,
+                    id="recipe",
+                    compact=True,
+                    prompt="no recipes found",
+                    value=str(self.selected) if self.selected else Select.NULL,
+                    allow_blank=not self.recipes,
+                ),
+            )
+            yield from self._row(
+                "name", Input(id="name", placeholder="default: <recipe name>-<date>-<time>", compact=True)
+            )
             for field in ("backbone", "dataset"):
                 yield from self._row(field, Select([], id=field, prompt="loading…", compact=True))
-            yield from self._row("root", Input(id="root", placeholder="the dataset's default location",
-                                                 compact=True))
+            yield from self._row("root", Input(id="root", placeholder="the dataset's default location", compact=True))
             yield from self._row("method", Select([], id="method", prompt="loading…", compact=True))
             for field in ("pretrain_epochs", "finetune_epochs", "seed"):
-                yield from self._row(field, Input(id=field, type="integer", placeholder="from the recipe",
-                                                     compact=True))
-            yield from self._row("extra", Input(id="extra", compact=True, placeholder="KEY=VALUE … e.g. "
-                                                "pretrain.lr=1e-3 finetune.0.batch_size=64"))
+                yield from self._row(
+                    field, Input(id=field, type="integer", placeholder="from the recipe", compact=True)
+                )
+            yield from self._row(
+                "extra",
+                Input(
+                    id="extra", compact=True, placeholder="KEY=VALUE … e.g. pretrain.lr=1e-3 finetune.0.batch_size=64"
+                ),
+            )
             yield Static(Text("checking…", style="dim"), id="launch-status")
             yield Static(id="launch-command", classes="hint")
             with Horizontal(id="launch-buttons"):
@@ -190,8 +220,8 @@ class LaunchScreen(Screen):
             self._check_data(recipe)
             if name and (name in (".", "..") or "/" in name):
                 raise IdmmError(f"Run name {name!r}: use letters, digits, '-', '_' and '.'")
-            if name and (self.app.runs_dir / name).exists():
-                raise IdmmError(f"Run name {name!r}: {self.app.runs_dir / name} already exists")
+            if name and (self.dashboard.runs_dir / name).exists():
+                raise IdmmError(f"Run name {name!r}: {self.dashboard.runs_dir / name} already exists")
             plan = " → ".join(f"{s.name} {s.cfg.epochs} ep @{s.cfg.resolution}px" for s in plan_stages(recipe))
             self.post_message(RecipeChecked(token, True, "", defaults, plan, recipe, overrides))
         except IdmmError as exc:
@@ -242,22 +272,33 @@ class LaunchScreen(Screen):
     def _start_check(self) -> None:
         recipe = self.query_one("#recipe", Select).value
         if recipe is Select.NULL:
-            self._show_status(False, f"no recipes in {self.app.recipes_dir}: put a .toml recipe there")
+            self._show_status(False, f"no recipes in {self.dashboard.recipes_dir}: put a .toml recipe there")
             return
         first = self.result is None
-        self.query_one("#launch-status", Static).update(Text(
-            "checking… (the first check loads torch and the dataset: a few seconds)" if first else "checking…",
-            style="dim"))
-        self.check(self.token, str(recipe), self.form_values(), self.query_one("#extra", Input).value,
-                   self.query_one("#name", Input).value.strip())
+        self.query_one("#launch-status", Static).update(
+            Text(
+                "checking… (the first check loads torch and the dataset: a few seconds)" if first else "checking…",
+                style="dim",
+            )
+        )
+        self.check(
+            self.token,
+            str(recipe),
+            self.form_values(),
+            self.query_one("#extra", Input).value,
+            self.query_one("#name", Input).value.strip(),
+        )
 
     def on_registries_loaded(self, message: RegistriesLoaded) -> None:
         self.registries = message
         if message.error:
             self._show_status(False, message.error)
             return
-        for field, names in (("backbone", message.backbones), ("dataset", message.datasets),
-                             ("method", message.methods)):
+        for field, names in (
+            ("backbone", message.backbones),
+            ("dataset", message.datasets),
+            ("method", message.methods),
+        ):
             select = self.query_one(f"#{field}", Select)
             select.set_options([(n, n) for n in names])
             select.prompt = "(recipe's)"
@@ -323,9 +364,9 @@ class LaunchScreen(Screen):
         name = self.query_one("#name", Input).value.strip()
         if name:
             parts += ["--name", name]
-        for item in (result.overrides if result is not None and result.ok else []):
+        for item in result.overrides if result is not None and result.ok else []:
             parts += ["--set", item]
-        parts += ["--runs-dir", str(self.app.runs_dir)]
+        parts += ["--runs-dir", str(self.dashboard.runs_dir)]
         return " ".join(shlex.quote(p) for p in parts)
 
     # -- events ----------------------------------------------------------------------------------
@@ -373,8 +414,9 @@ class LaunchScreen(Screen):
 
         recipe_path = Path(str(self.query_one("#recipe", Select).value))
         name = self.query_one("#name", Input).value.strip() or default_run_name(
-            result.recipe, recipe_path, self.app.runs_dir)
-        self.app.launch(recipe_path, name, list(result.overrides))
+            result.recipe, recipe_path, self.dashboard.runs_dir
+        )
+        self.post_message(LaunchRequested(recipe_path, name, list(result.overrides)))
 
 
 def _short(path: Path) -> str:

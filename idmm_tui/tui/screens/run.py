@@ -12,38 +12,25 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
-from idmm_tui.tui.messages import RunPolled
-from idmm_tui.tui.model import (
-    METRIC_TITLES,
-    METRICS,
-    SMOOTHABLE,
-    SMOOTHING_LEVELS,
-    STATUS_ICON,
-    STATUS_STYLE,
-    RunCurves,
-    current_of,
-    default_stage,
-    fmt_duration,
-    fmt_lr,
-    fmt_num,
-    live_wall_time,
-    num,
-    plan_of,
-    run_status,
-    stage_eta,
-    text,
-    timeline,
-)
+from idmm_tui.tui.curves import METRIC_TITLES, METRICS, SMOOTHABLE, SMOOTHING_LEVELS, RunCurves, default_stage
+from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_lr, fmt_num, num, text
+from idmm_tui.tui.messages import ResumeRequested, RunPolled, StopRequested
 from idmm_tui.tui.procs import read_tail
 from idmm_tui.tui.screens.watching import WatchingScreen
+from idmm_tui.tui.summary import current_of, live_wall_time, plan_of, run_status
+from idmm_tui.tui.timeline import stage_eta, timeline
 from idmm_tui.tui.widgets.curves import CurvePlot, Line
 from idmm_tui.tui.widgets.system import SystemPane
 
 RAW_COLOR = (96, 96, 110)
-CURVE_COLORS = {"loss": (78, 121, 167), "lr": (242, 142, 43), "test_acc": (89, 161, 79),
-                "knn_acc": (89, 161, 79), "images_per_s": (176, 122, 161)}
-STATE_STYLE = {"done": "cyan", "pending": "dim", "running": "bold green", "interrupted": "yellow",
-               "failed": "bold red"}
+CURVE_COLORS = {
+    "loss": (78, 121, 167),
+    "lr": (242, 142, 43),
+    "test_acc": (89, 161, 79),
+    "knn_acc": (89, 161, 79),
+    "images_per_s": (176, 122, 161),
+}
+STATE_STYLE = {"done": "cyan", "pending": "dim", "running": "bold green", "interrupted": "yellow", "failed": "bold red"}
 STATE_ICON = {"done": "✓", "pending": "·", "running": "▶", "interrupted": "‖", "failed": "✗"}
 
 
@@ -63,8 +50,9 @@ def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists
     out = Text()
     out.append(f" {STATUS_ICON.get(status, '…')} {status} ", style=f"reverse {STATUS_STYLE.get(status, 'dim')}")
     out.append(f" {text(summary.get('name')) or path.name}", style="bold")
-    ident = " · ".join(v for v in (text(summary.get("backbone")), text(summary.get("dataset")),
-                                   text(summary.get("method"))) if v)
+    ident = " · ".join(
+        v for v in (text(summary.get("backbone")), text(summary.get("dataset")), text(summary.get("method"))) if v
+    )
     if ident:
         out.append(f"   {ident}")
     if summary.get("seed") is not None:
@@ -124,6 +112,9 @@ def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists
 class RunScreen(WatchingScreen):
     """One run, live."""
 
+    HELP_TITLE = "Run view"
+    HELP_ORDER = 20
+
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the previous screen"),
         Binding("left_square_bracket", "stage(-1)", "Previous stage", show=False, tooltip="previous stage"),
@@ -162,7 +153,7 @@ class RunScreen(WatchingScreen):
                 yield Log(id="run-log", max_lines=2000, auto_scroll=True)
             with TabPane("3 Recipe", id="recipe"), VerticalScroll():
                 yield Static(id="recipe-text")
-        yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
+        yield SystemPane(id="system", classes="" if self.dashboard.show_system else "hidden")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -197,15 +188,16 @@ class RunScreen(WatchingScreen):
         if poll.recipe_text is not None:
             self.recipe_text = poll.recipe_text
             self.query_one("#recipe-text", Static).update(
-                Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True))
+                Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True)
+            )
         if self.follow or self.stage is None:
             self.stage = default_stage(self.summary, self.curves)
         self._update_header()
         self._update_plots()
 
-    def process_exited(self, returncode: int, output: Path) -> None:
-        """The process the dashboard started for this run ended (called by the app)."""
-        if returncode not in (0, 130) and not self.summary:
+    def process_exited(self, returncode: int, output: Path | None) -> None:
+        """The process the dashboard started for this run ended (the app's :class:`RunChanged`)."""
+        if returncode not in (0, 130) and not self.summary and output is not None:
             tail = read_tail(output, 2000).strip().splitlines()[-8:]
             log = self.query_one("#run-log", Log)
             log.write_lines([f"[idmm run exited with code {returncode}; output in {output}]", *tail])
@@ -240,9 +232,11 @@ class RunScreen(WatchingScreen):
                 title += f" · ema {smoothing:g}"
             plot.border_title = title
             plot.border_subtitle = f"{self.stage or '—'}{position} · x: {self.x_axis}"
-            empty = {"test_acc": "test accuracy appears after each fine-tuning epoch",
-                     "knn_acc": "no test accuracy in pretraining; the kNN monitor's accuracy appears every "
-                                "pretrain.knn_every epochs (0: off)"}.get(metric, "waiting for metrics…")
+            empty = {
+                "test_acc": "test accuracy appears after each fine-tuning epoch",
+                "knn_acc": "no test accuracy in pretraining; the kNN monitor's accuracy appears every "
+                "pretrain.knn_every epochs (0: off)",
+            }.get(metric, "waiting for metrics…")
             if stage is None:
                 plot.set_lines([], empty_text=empty)
                 continue
@@ -285,7 +279,7 @@ class RunScreen(WatchingScreen):
         self.query_one("#run-tabs", TabbedContent).active = tab
 
     def action_stop(self) -> None:
-        self.app.confirm_stop(self.path, self.summary)
+        self.post_message(StopRequested(self.path, self.summary))
 
     def action_resume(self) -> None:
-        self.app.resume(self.path, self.summary, open_view=False)
+        self.post_message(ResumeRequested(self.path, self.summary, open_view=False))

@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from idmm_tui.runs.store import RunDir, list_runs
-from idmm_tui.tui.messages import RunsScanned
-from idmm_tui.tui.model import (
-    COLUMNS,
-    STATUS_ICON,
-    STATUS_STYLE,
-    RunRow,
-    fmt_duration,
-    fmt_num,
-    fmt_started,
-    run_row,
-    sort_rows,
+from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_num, fmt_started
+from idmm_tui.tui.messages import (
+    OpenCompare,
+    OpenLaunch,
+    OpenRun,
+    OpenZoo,
+    ResumeRequested,
+    RunChanged,
+    RunsScanned,
+    StopRequested,
 )
+from idmm_tui.tui.runs_table import COLUMNS, RunRow, run_row, sort_rows
+from idmm_tui.tui.screens.base import DashboardScreen
 from idmm_tui.tui.widgets.system import SystemPane
-
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
 
 
 def status_text(status: str) -> Text:
@@ -61,8 +58,12 @@ def scan_runs(runs_dir: Path, cache: dict[Path, tuple[tuple, dict]]) -> tuple[li
     return rows, summaries
 
 
-class RunsScreen(Screen):
+class RunsScreen(DashboardScreen):
     """Runs table: sort, filter, mark for comparison, open, stop, resume, launch."""
+
+    HELP_TITLE = "Runs table"
+    HELP_ORDER = 10
+    HELP_EXTRA = (("up,down", "move"), ("click header", "sort"))
 
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="open the run's live view"),
@@ -81,8 +82,6 @@ class RunsScreen(Screen):
 
     AUTO_FOCUS = "#runs"
 
-    app: IdmmApp
-
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[RunRow] = []
@@ -100,11 +99,14 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title", classes="title-bar")
-        yield Input(placeholder="filter: words that must all appear (status, name, backbone, dataset…)",
-                    id="filter", classes="hidden")
+        yield Input(
+            placeholder="filter: words that must all appear (status, name, backbone, dataset…)",
+            id="filter",
+            classes="hidden",
+        )
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty", classes="hint hidden")
-        yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
+        yield SystemPane(id="system", classes="" if self.dashboard.show_system else "hidden")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -140,14 +142,14 @@ class RunsScreen(Screen):
         while not worker.is_cancelled:
             if self.app.screen is self or last is None:
                 try:
-                    rows, summaries = scan_runs(self.app.runs_dir, cache)
+                    rows, summaries = scan_runs(self.dashboard.runs_dir, cache)
                     error = ""
                 except OSError as exc:  # the runs directory vanished, permissions…: say so, keep going
-                    rows, summaries, error = [], {}, f"cannot read {self.app.runs_dir}: {exc}"
+                    rows, summaries, error = [], {}, f"cannot read {self.dashboard.runs_dir}: {exc}"
                 if (rows, summaries, error) != last:
                     last = (rows, summaries, error)
                     self.post_message(RunsScanned(rows, summaries, error))
-            self._wake.wait(self.app.scan_interval)
+            self._wake.wait(self.dashboard.scan_interval)
             self._wake.clear()
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
@@ -160,6 +162,9 @@ class RunsScreen(Screen):
     def rescan(self) -> None:
         self._wake.set()
 
+    def on_run_changed(self, message: RunChanged) -> None:
+        self.rescan()
+
     # -- the table -------------------------------------------------------------------------------
 
     def visible_rows(self) -> list[RunRow]:
@@ -169,10 +174,17 @@ class RunsScreen(Screen):
     def _cells(self, row: RunRow) -> tuple:
         mark = Text("●", style="bold magenta") if row.path in self.marked else Text(" ")
         return (
-            mark, status_text(row.status), Text(row.name, style="bold"), row.position,
-            Text(fmt_num(row.test_acc), justify="right"), Text(fmt_num(row.images_per_s, 0), justify="right"),
-            Text(fmt_duration(row.duration_s), justify="right"), fmt_started(row.started_at), row.backbone,
-            row.dataset, row.method,
+            mark,
+            status_text(row.status),
+            Text(row.name, style="bold"),
+            row.position,
+            Text(fmt_num(row.test_acc), justify="right"),
+            Text(fmt_num(row.images_per_s, 0), justify="right"),
+            Text(fmt_duration(row.duration_s), justify="right"),
+            fmt_started(row.started_at),
+            row.backbone,
+            row.dataset,
+            row.method,
         )
 
     def refresh_table(self) -> None:
@@ -197,7 +209,7 @@ class RunsScreen(Screen):
         counts: dict[str, int] = {}
         for row in self.rows:
             counts[row.status] = counts.get(row.status, 0) + 1
-        title = Text.assemble(("idmm ", "bold"), ("runs ", ""), (str(self.app.runs_dir), "dim"))
+        title = Text.assemble(("idmm ", "bold"), ("runs ", ""), (str(self.dashboard.runs_dir), "dim"))
         title.append(f"   {total} run{'s' if total != 1 else ''}")
         for status in ("running", "completed", "interrupted", "failed"):
             if counts.get(status):
@@ -214,8 +226,11 @@ class RunsScreen(Screen):
         if not self.scanned:
             empty.update("scanning…")
         elif not total:
-            empty.update(f"No runs in {self.app.runs_dir} yet.\nPress n to launch one, or run in another terminal:"
-                         f"\n  idmm run recipes/demo.toml --runs-dir {self.app.runs_dir}")
+            runs_dir = self.dashboard.runs_dir
+            empty.update(
+                f"No runs in {runs_dir} yet.\nPress n to launch one, or run in another terminal:"
+                f"\n  idmm run recipes/demo.toml --runs-dir {runs_dir}"
+            )
         elif not shown:
             empty.update("No run matches the filter (Esc clears it).")
         empty.set_class(bool(total) and bool(shown), "hidden")
@@ -259,7 +274,7 @@ class RunsScreen(Screen):
     def action_open(self) -> None:
         path = self.current_path()
         if path is not None:
-            self.app.open_run(path)
+            self.post_message(OpenRun(path))
 
     def action_mark(self) -> None:
         path = self.current_path()
@@ -278,7 +293,7 @@ class RunsScreen(Screen):
         if len(paths) < 2:
             self.notify("Mark two or more runs with Space, then press c.", title="Compare", severity="warning")
             return
-        self.app.open_compare(paths)
+        self.post_message(OpenCompare(paths))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -309,20 +324,20 @@ class RunsScreen(Screen):
             self.refresh_table()
 
     def action_launch(self) -> None:
-        self.app.open_launch()
+        self.post_message(OpenLaunch())
 
     def action_zoo(self) -> None:
-        self.app.open_zoo()
+        self.post_message(OpenZoo())
 
     def action_push(self) -> None:
-        self.app.open_zoo(push_run=self.current_path())
+        self.post_message(OpenZoo(push_run=self.current_path()))
 
     def action_stop(self) -> None:
         path = self.current_path()
         if path is not None:
-            self.app.confirm_stop(path, self.summaries.get(path, {}))
+            self.post_message(StopRequested(path, self.summaries.get(path, {})))
 
     def action_resume(self) -> None:
         path = self.current_path()
         if path is not None:
-            self.app.resume(path, self.summaries.get(path, {}))
+            self.post_message(ResumeRequested(path, self.summaries.get(path, {})))

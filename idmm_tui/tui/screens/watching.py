@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import work
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.worker import get_current_worker
 
-from idmm_tui.tui.messages import RunPolled
+from idmm_tui.tui.messages import RunChanged, RunPolled
+from idmm_tui.tui.screens.base import DashboardScreen
 from idmm_tui.tui.tailer import RunWatcher
 
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
 
-
-class WatchingScreen(Screen):
-    """Polls its runs' directories every ``app.tail_interval`` while it is visible.
+class WatchingScreen(DashboardScreen):
+    """Polls its runs' directories every ``tail_interval`` while it is visible.
 
     The worker only reads files and posts :class:`RunPolled` messages; the screen's handler
     updates the widgets on the UI thread.
     """
-
-    app: IdmmApp
 
     def __init__(self, paths: list[Path]) -> None:
         super().__init__()
@@ -39,6 +34,17 @@ class WatchingScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self._wake.set()
+
+    def on_run_changed(self, message: RunChanged) -> None:
+        if message.path in self.paths:
+            if message.returncode is None:
+                self.poll_now()
+            else:
+                self.process_exited(message.returncode, message.output)
+
+    def process_exited(self, returncode: int, output: Path | None) -> None:
+        """The process the dashboard started for one of the runs ended."""
+        self.poll_now()
 
     def _visible(self) -> bool:
         screen = self.app.screen
@@ -56,5 +62,5 @@ class WatchingScreen(Screen):
                     if first or not poll.empty:
                         self.post_message(RunPolled(poll))
                 first = False
-            self._wake.wait(self.app.tail_interval)
+            self._wake.wait(self.dashboard.tail_interval)
             self._wake.clear()

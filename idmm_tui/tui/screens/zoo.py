@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from idmm_tui.errors import IdmmError
 from idmm_tui.runs.store import finished_stages
+from idmm_tui.tui.format import text
 from idmm_tui.tui.messages import ZooDone, ZooProgress
-from idmm_tui.tui.model import text
-
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
+from idmm_tui.tui.screens.base import DashboardScreen
 
 STATUS_STYLE = {"published": "green", "local-only": "cyan", "not-published": "dim", "local": "bold cyan"}
 
@@ -41,8 +39,10 @@ def fmt_metrics(metrics: Any) -> str:
 class PushScreen(ModalScreen[dict | None]):
     """Which run and stage to push, under which name, to which Hub repo (optional)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="close without pushing"),
-                Binding("ctrl+s", "push", "Push", priority=True, tooltip="push")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", tooltip="close without pushing"),
+        Binding("ctrl+s", "push", "Push", priority=True, tooltip="push"),
+    ]
 
     def __init__(self, runs: list[tuple[Path, dict[str, Any]]], selected: Path | None = None) -> None:
         super().__init__()
@@ -69,8 +69,10 @@ class PushScreen(ModalScreen[dict | None]):
             with Horizontal(classes="form-row"):
                 yield Label("Hub repo", classes="form-label")
                 yield Input(id="push-repo", compact=True, placeholder="ORG/NAME to upload (empty: local registry only)")
-            yield Static(Text("Uploading uses $HF_ENDPOINT and $HF_TOKEN (or the logged-in token).", style="dim"),
-                         classes="hint-line")
+            yield Static(
+                Text("Uploading uses $HF_ENDPOINT and $HF_TOKEN (or the logged-in token).", style="dim"),
+                classes="hint-line",
+            )
             with Horizontal(id="push-buttons"):
                 yield Button("Push (ctrl+s)", id="push", variant="primary", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
@@ -104,15 +106,22 @@ class PushScreen(ModalScreen[dict | None]):
             return
         run = self.query_one("#push-run", Select).value
         stage = self.query_one("#push-stage", Select).value
-        self.dismiss({
-            "run": run, "stage": None if stage is Select.NULL else stage,
-            "name": self.query_one("#push-name", Input).value.strip() or None,
-            "repo": self.query_one("#push-repo", Input).value.strip() or None,
-        })
+        self.dismiss(
+            {
+                "run": run,
+                "stage": None if stage is Select.NULL else stage,
+                "name": self.query_one("#push-name", Input).value.strip() or None,
+                "repo": self.query_one("#push-repo", Input).value.strip() or None,
+            }
+        )
 
 
-class ZooScreen(Screen):
+class ZooScreen(DashboardScreen):
     """The catalogue and the local registry."""
+
+    HELP_TITLE = "Zoo"
+    HELP_ORDER = 50
+    COMMAND = "Zoo"
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the runs table"),
@@ -122,8 +131,6 @@ class ZooScreen(Screen):
         Binding("g", "reload", "Reload", tooltip="reload the catalogue and the local registry"),
     ]
     AUTO_FOCUS = "#zoo-table"
-
-    app: IdmmApp
 
     def __init__(self, push_run: Path | None = None) -> None:
         super().__init__()
@@ -178,8 +185,14 @@ class ZooScreen(Screen):
                 result = ops.pull_model(kwargs["ref"], say=self._say)
                 message = f"pulled {result['name']} into {result.get('path')}"
             elif action == "push":
-                result = ops.push_run(kwargs["run"], runs_dir=self.app.runs_dir, stage=kwargs.get("stage"),
-                                      name=kwargs.get("name"), repo=kwargs.get("repo"), say=self._say)
+                result = ops.push_run(
+                    kwargs["run"],
+                    runs_dir=self.dashboard.runs_dir,
+                    stage=kwargs.get("stage"),
+                    name=kwargs.get("name"),
+                    repo=kwargs.get("repo"),
+                    say=self._say,
+                )
                 where = f" and uploaded to {result['url']}" if result.get("url") else " (local registry)"
                 message = f"pushed {result['name']}{where}"
             elif action == "remove":
@@ -231,10 +244,19 @@ class ZooScreen(Screen):
             local = "yes" if row.get("local") else "–"
             if row.get("local") and status != "local" and row.get("sha256") and not row.get("local_matches"):
                 local = "yes (other weights)"
-            table.add_row(Text(text(row.get("name")), style="bold"), Text(status, style=STATUS_STYLE.get(status, "")),
-                          local, text(row.get("backbone")), text(row.get("method")), text(row.get("dataset")),
-                          text(row.get("stage")), text(row.get("resolution")), fmt_metrics(row.get("metrics")),
-                          text(row.get("repo")), key=text(row.get("name")))
+            table.add_row(
+                Text(text(row.get("name")), style="bold"),
+                Text(status, style=STATUS_STYLE.get(status, "")),
+                local,
+                text(row.get("backbone")),
+                text(row.get("method")),
+                text(row.get("dataset")),
+                text(row.get("stage")),
+                text(row.get("resolution")),
+                fmt_metrics(row.get("metrics")),
+                text(row.get("repo")),
+                key=text(row.get("name")),
+            )
         self._show_detail()
 
     def _update_title(self) -> None:
@@ -258,11 +280,17 @@ class ZooScreen(Screen):
         row = self.current()
         detail = self.query_one("#zoo-detail", Static)
         if row is None:
-            detail.update(Text("The catalogue is empty and the local registry holds no model: push a run with u.",
-                               style="dim") if self.loaded else "")
+            detail.update(
+                Text("The catalogue is empty and the local registry holds no model: push a run with u.", style="dim")
+                if self.loaded
+                else ""
+            )
             return
-        out = Text.assemble((text(row.get("name")), "bold"), f"  {text(row.get('kind'))} · "
-                            f"{text(row.get('backbone'))} / {text(row.get('method'))} on {text(row.get('dataset'))}")
+        out = Text.assemble(
+            (text(row.get("name")), "bold"),
+            f"  {text(row.get('kind'))} · "
+            f"{text(row.get('backbone'))} / {text(row.get('method'))} on {text(row.get('dataset'))}",
+        )
         if row.get("repo"):
             out.append(f"  repo {row.get('repo')}@{text(row.get('revision')) or 'main'}", style="dim")
         if row.get("path"):
@@ -310,13 +338,14 @@ class ZooScreen(Screen):
             if yes:
                 self._start("remove", f"removing {name}", name=name)
 
-        self.app.push_screen(ConfirmScreen(f"Remove {name} from the local registry?", str(row.get("path") or "")),
-                             answer)
+        self.app.push_screen(
+            ConfirmScreen(f"Remove {name} from the local registry?", str(row.get("path") or "")), answer
+        )
 
     def action_push(self, selected: Path | None = None) -> None:
         from idmm_tui.runs.store import list_runs
 
-        runs = [(run.path, run.read_summary()) for run in list_runs(self.app.runs_dir)]
+        runs = [(run.path, run.read_summary()) for run in list_runs(self.dashboard.runs_dir)]
 
         def chosen(choice: dict | None) -> None:
             if choice:

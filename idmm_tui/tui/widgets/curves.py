@@ -74,8 +74,9 @@ class CurvePlot(PlotextPlot):
     #: Downsample before plotting (off only to measure what it saves: scripts/bench_tui_plot.py).
     decimate = True
 
-    def __init__(self, *, empty_text: str = "waiting for metrics…", id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self, *, empty_text: str = "waiting for metrics…", id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self._lines: list[Line] = []
         self._empty = empty_text
