@@ -43,7 +43,7 @@ from textual.containers import Grid
 from textual.screen import Screen
 
 from idmm_tui.tui.downsample import downsample
-from idmm_tui.tui.widgets.curves import CurvePlot, Line, points_for_width
+from idmm_tui.tui.widgets.curves import CurvePlot
 
 STAGE = "finetune_224"
 
@@ -96,19 +96,25 @@ async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 120.
         await pilot.pause(step)
 
 
-async def ui_cost(pilot, meter: LoopMeter, act: Callable[[], None], done: Callable[[], bool],
-                  quiet: float = 0.6) -> tuple[float, float, float]:
-    """UI-thread (wall, CPU, longest callback) of ``act`` until ``done`` and ``quiet`` s more, net of idle."""
+async def ui_cost(
+    pilot, meter: LoopMeter, act: Callable[[], None], done: Callable[[], bool], quiet: float = 0.6
+) -> tuple[float, float, float]:
+    """UI-thread (wall, CPU, longest callback) of ``act`` until ``done`` and ``quiet`` s more, net of idle.
+
+    The idle window waits the same way for the same time (the waiting itself costs the loop a little).
+    """
     await pilot.pause(quiet)
     meter.reset()
     start = time.perf_counter()
     act()
     await wait_until(pilot, done)
+    waited = time.perf_counter() - start
     await pilot.pause(quiet)
     wall, cpu, longest = meter.read()
-    span = time.perf_counter() - start
     meter.reset()
-    await pilot.pause(span)
+    deadline = time.perf_counter() + waited
+    await wait_until(pilot, lambda: time.perf_counter() >= deadline)
+    await pilot.pause(quiet)
     idle_wall, idle_cpu, _ = meter.read()
     return max(wall - idle_wall, 0.0), max(cpu - idle_cpu, 0.0), longest
 
@@ -136,14 +142,38 @@ def metrics_lines(start: int, count: int, seed: int = 0, total: int | None = Non
     )
 
 
-def summary_of(name: str, n: int, *, status: str = "running", started: str = "2026-11-26T12:00:00+0000",
-               pid: int | None = None, updated: str | None = None, method: str = "idmm") -> dict:
-    out = {"format": "idmm-run/1", "name": name, "status": status, "started_at": started,
-           "updated_at": updated or started, "backbone": "vit_tiny", "dataset": "cifar10", "method": method,
-           "wall_time_s": n * 0.1,
-           "plan": [{"name": STAGE, "kind": "finetune", "epochs": max(n // 100, 1), "resolution": 224}],
-           "current": {"stage": STAGE, "stage_index": 0, "epoch": max(n // 100, 1), "epochs": max(n // 100, 1),
-                       "step": n, "total_steps": n + 1000, "loss": 0.5, "images_per_s": 900.0}}
+def summary_of(
+    name: str,
+    n: int,
+    *,
+    status: str = "running",
+    started: str = "2026-11-26T12:00:00+0000",
+    pid: int | None = None,
+    updated: str | None = None,
+    method: str = "idmm",
+) -> dict:
+    out = {
+        "format": "idmm-run/1",
+        "name": name,
+        "status": status,
+        "started_at": started,
+        "updated_at": updated or started,
+        "backbone": "vit_tiny",
+        "dataset": "cifar10",
+        "method": method,
+        "wall_time_s": n * 0.1,
+        "plan": [{"name": STAGE, "kind": "finetune", "epochs": max(n // 100, 1), "resolution": 224}],
+        "current": {
+            "stage": STAGE,
+            "stage_index": 0,
+            "epoch": max(n // 100, 1),
+            "epochs": max(n // 100, 1),
+            "step": n,
+            "total_steps": n + 1000,
+            "loss": 0.5,
+            "images_per_s": 900.0,
+        },
+    }
     if pid is not None:
         out["pid"] = pid
     return out
@@ -197,7 +227,9 @@ class PlotBench(App):
                 yield CurvePlot()
 
 
-def series(n: int) -> Line:
+def series(n: int):
+    from idmm_tui.tui.canvas import Line
+
     rng = np.random.default_rng(0)
     steps = np.arange(1, n + 1, dtype=float)
     loss = 5.0 * np.exp(-steps / (n / 3)) + 0.3 * rng.standard_normal(n) ** 2
@@ -205,31 +237,39 @@ def series(n: int) -> Line:
 
 
 async def bench_plot(size: tuple[int, int], counts: list[int], repeat: int) -> None:
+    """What one drawing costs: cutting the series, plotext, its text as Rich text (no Textual involved)."""
+    from textual_plotext.plot import Plot
+
+    from idmm_tui.tui.canvas import AXIS_COLUMNS, draw, plot_points, points_for_width
+
     app = PlotBench()
     async with app.run_test(size=size) as pilot:
         plot = app.query(CurvePlot).first()
         await pilot.pause()
-        width = plot.size.width
-        print(f"\n[plot] one quarter-screen plot, {width} columns wide: target {points_for_width(width - 8)} points; "
-              f"redraw ms, median (range) of {repeat}")
-        print(f"{'points':>9}  {'mode':<12} {'wall ms':>20} {'CPU ms':>20}")
-        for n in counts:
-            line = series(n)
-            for mode in ("downsampled", "raw"):
-                plot.decimate = mode == "downsampled"
-                walls, cpus = [], []
-                for _ in range(repeat):
-                    plot.set_lines([line])
-                    wall, cpu = time.perf_counter(), time.thread_time()
-                    plot.render()  # the redraw the compositor would ask for (set_lines invalidated the cache)
-                    walls.append(time.perf_counter() - wall)
-                    cpus.append(time.thread_time() - cpu)
-                print(f"{n:>9}  {mode:<12} {stats(walls):>20} {stats(cpus):>20}")
-        line = series(max(counts))
-        start = time.perf_counter()
-        for _ in range(repeat):
-            downsample(line.xs, line.ys, points_for_width(width - 8))
-        print(f"downsample() alone on {max(counts)} points: {(time.perf_counter() - start) / repeat * 1000:.1f} ms")
+        width, height = plot.size.width, plot.size.height
+        theme = plot._get_plotext_theme_name(app.theme)
+    plt = Plot()
+    print(
+        f"\n[plot] one quarter-screen plot, {width} columns wide: target {points_for_width(width - AXIS_COLUMNS)} "
+        f"points; one drawing, ms, median (range) of {repeat}"
+    )
+    print(f"{'points':>9}  {'mode':<12} {'wall ms':>20} {'CPU ms':>20}")
+    for n in counts:
+        line = series(n)
+        for mode in ("downsampled", "raw"):
+            walls, cpus = [], []
+            for _ in range(repeat):
+                wall, cpu = time.perf_counter(), time.thread_time()
+                points = plot_points([line], width, height, decimate=mode == "downsampled")
+                draw(plt, points, width, height, theme)
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.thread_time() - cpu)
+            print(f"{n:>9}  {mode:<12} {stats(walls):>20} {stats(cpus):>20}")
+    line = series(max(counts))
+    start = time.perf_counter()
+    for _ in range(repeat):
+        downsample(line.xs, line.ys, points_for_width(width - AXIS_COLUMNS))
+    print(f"downsample() alone on {max(counts)} points: {(time.perf_counter() - start) / repeat * 1000:.1f} ms")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,8 +290,11 @@ async def open_once(size: tuple[int, int], runs_dir: Path, run: Path, n: int) ->
             assert isinstance(screen, RunScreen)
             await wait_until(pilot, lambda: any(drawn(p) for p in plots_of(screen)), step=0.002)
             first = time.perf_counter() - start
-            await wait_until(pilot, lambda: screen.curves.points >= n and any(
-                p.point_count and drawn(p) for p in plots_of(screen)), step=0.01)
+            await wait_until(
+                pilot,
+                lambda: screen.curves.points >= n and any(p.point_count and drawn(p) for p in plots_of(screen)),
+                step=0.01,
+            )
             await wait_until(pilot, lambda: all(p.builds or not p.point_count for p in plots_of(screen)))
             full = time.perf_counter() - start
             wall, cpu, longest = meter.read()
@@ -266,8 +309,10 @@ async def bench_open(size: tuple[int, int], sizes: list[int], repeat: int, tmp: 
         run = write_run(root, "big", n)
         rows = [await open_once(size, root, run, n) for _ in range(repeat)]
         first, full, cpu, longest = zip(*rows, strict=True)
-        print(f"{n:>9}  {stats(list(first)):>20} {stats(list(full)):>22} {stats(list(cpu)):>22} "
-              f"{stats(list(longest)):>20}")
+        print(
+            f"{n:>9}  {stats(list(first)):>20} {stats(list(full)):>22} {stats(list(cpu)):>22} "
+            f"{stats(list(longest)):>20}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,8 +356,10 @@ async def bench_live(size: tuple[int, int], n: int, repeat: int, tmp: Path, runs
         redrawn = sum(p.builds for p in plots_of(screen))
     wall, cpu, longest = zip(*rows, strict=True)
     what = "run view" if runs == 1 else f"compare, {runs} runs"
-    print(f"{what + f' ({n} lines each)':<36} {stats(list(wall)):>20} {stats(list(cpu)):>20} "
-          f"{stats(list(longest)):>20}   ({redrawn} plot builds in all)")
+    print(
+        f"{what + f' ({n} lines each)':<36} {stats(list(wall)):>20} {stats(list(cpu)):>20} "
+        f"{stats(list(longest)):>20}   ({redrawn} plot builds in all)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,9 +380,14 @@ def write_runs_dir(root: Path, count: int, running: int) -> list[Path]:
         run.mkdir(parents=True)
         status = "running" if k < running else ("completed", "interrupted", "failed")[k % 3]
         started = f"2026-11-{1 + k % 28:02d}T{k % 24:02d}:{k % 60:02d}:00+0000"
-        summary = summary_of(name, 1000 + k, status=status, started=started,
-                             pid=os.getpid() if status == "running" else None,
-                             method=("idmm", "dino", "mocov3", "none")[k % 4])
+        summary = summary_of(
+            name,
+            1000 + k,
+            status=status,
+            started=started,
+            pid=os.getpid() if status == "running" else None,
+            method=("idmm", "dino", "mocov3", "none")[k % 4],
+        )
         (run / "summary.json").write_text(json.dumps(summary))
         (run / "recipe.toml").write_text("seed = 0\n")
         if status == "running":
@@ -391,6 +443,10 @@ async def bench_table(size: tuple[int, int], count: int, repeat: int, tmp: Path)
                 await pilot.pause(interval * 3)
                 wall, cpu, longest = meter.read()
                 polls.append(((wall - idle_wall) / 3, (cpu - idle_cpu) / 3, longest))
+            # filter and sort alone: no scan lands in their windows
+            writer.stop.set()
+            app.scan_interval = 1e6
+            await pilot.pause(interval * 1.5)
             table = screen.table
             for r in range(repeat):
                 await pilot.press("slash")
@@ -401,18 +457,20 @@ async def bench_table(size: tuple[int, int], count: int, repeat: int, tmp: Path)
 
                 names = [p.name for p in root.iterdir()]
                 target = sum("sweep1" in name for name in names) if r % 2 == 0 else count
-                filters.append(await ui_cost(pilot, meter, typed, lambda t=target: table.row_count == t,
-                                             quiet=0.3))
+                filters.append(await ui_cost(pilot, meter, typed, lambda t=target: table.row_count == t, quiet=0.3))
                 await pilot.press("escape")
                 await pilot.press("escape")
                 await wait_until(pilot, lambda: table.row_count == count)
             for _ in range(repeat):
                 before = screen.sort_column
-                sorts.append(await ui_cost(pilot, meter, screen.action_sort,
-                                           lambda b=before: screen.sort_column != b, quiet=0.3))
+                sorts.append(
+                    await ui_cost(pilot, meter, screen.action_sort, lambda b=before: screen.sort_column != b, quiet=0.3)
+                )
     writer.stop.set()
-    print(f"\n[table] {count} runs, 10 running (summaries rewritten every second), scan every {interval:g} s: "
-          f"UI-thread ms, median (range) of {repeat}")
+    print(
+        f"\n[table] {count} runs, 10 running (summaries rewritten every second), scan every {interval:g} s: "
+        f"UI-thread ms, median (range) of {repeat}"
+    )
     print(f"{'':<36} {'wall ms':>20} {'CPU ms':>20} {'longest stall ms':>20}")
     for label, rows in (("one poll", polls), ("one filter change", filters), ("one sort", sorts)):
         wall, cpu, longest = zip(*rows, strict=True)
@@ -436,8 +494,10 @@ def main() -> None:
     cols, rows = (int(v) for v in args.size.lower().split("x"))
     size = (cols, rows)
     only = set(args.only.split(","))
-    print(f"terminal {cols}x{rows}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"terminal {cols}x{rows}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if "plot" in only:
@@ -445,8 +505,10 @@ def main() -> None:
         if "open" in only:
             asyncio.run(bench_open(size, [int(v) for v in args.open.split(",")], args.repeat, tmp))
         if only & {"live", "compare"}:
-            print(f"\n[live] one live update (50 new lines per run): UI-thread ms net of idle, median (range) of "
-                  f"{args.repeat}")
+            print(
+                f"\n[live] one live update (50 new lines per run): UI-thread ms net of idle, median (range) of "
+                f"{args.repeat}"
+            )
             print(f"{'':<36} {'wall ms':>20} {'CPU ms':>20} {'longest stall ms':>20}")
             if "live" in only:
                 asyncio.run(bench_live(size, args.live, args.repeat, tmp, 1))

@@ -114,10 +114,10 @@ class RunsScanned(Message):
 
 
 @dataclass(eq=False)
-class RunPolled(Message):
-    """New metrics lines / summary / log lines of one run."""
+class RunsPolled(Message, bubble=False):
+    """What changed in the watched runs since the previous poll (one message per poll, for all runs)."""
 
-    poll: RunPoll
+    polls: list[RunPoll]
 
 
 @dataclass(eq=False)

@@ -61,7 +61,9 @@ def stage_eta(summary: dict[str, Any], curves: RunCurves) -> float | None:
     step, total = num(current.get("step")), num(current.get("total_steps"))
     if stage is None or total is None:
         return None
-    done = stage.train["step"][-1] if stage.train["step"] else step
+    done = stage.last_train_step()
+    if done is None:
+        done = step
     if done is None or not math.isfinite(done):
         return None
     rate = stage.rate()
