@@ -6,6 +6,7 @@ for the summary.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -53,7 +54,7 @@ class RichReporter:
                 self.task,
                 completed=step,
                 epoch=f"{epoch}/{stage.cfg.epochs}",
-                loss=f"{loss:.4f}",
+                loss=f"{loss:.4f}" if math.isfinite(loss) else "…",
                 ips=f"{images_per_s:.0f}",
             )
 

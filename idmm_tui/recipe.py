@@ -212,6 +212,11 @@ class Recipe(_Strict):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 autocast on CUDA only")
+    compile: bool = Field(
+        False,
+        description="torch.compile each stage's backbone (in place: checkpoints are unchanged); compiling costs "
+        "time at the first step of each stage and of each new batch shape",
+    )
     init: str = Field("", description="initial weights: '', 'zoo:NAME', a zoo folder or a run directory")
     init_head: bool = Field(
         False, description="keep the init model's classifier head (first stage fine-tuning, same classes)"

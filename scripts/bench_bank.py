@@ -40,10 +40,11 @@ def make_photo(rng: np.random.Generator, h: int, w: int) -> Image.Image:
     return Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
 
 
-def write_folder(root: Path, n: int, seed: int = 0) -> None:
+def write_folder(root: Path, n: int, seed: int = 0, start: int = 0) -> None:
+    """``n`` photos ``train/c<k>/<start + i>.jpg`` in 10 classes (and 10 test photos when ``start`` is 0)."""
     rng = np.random.default_rng(seed)
-    for split, count in (("train", n), ("test", 2)):
-        for i in range(count):
+    for split, count in (("train", n), ("test", 10 if start == 0 else 0)):
+        for i in range(start, start + count):
             cls = root / split / f"c{i % 10}"
             cls.mkdir(parents=True, exist_ok=True)
             h, w = int(rng.integers(480, 520)), int(rng.integers(500, 700))

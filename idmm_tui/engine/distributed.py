@@ -47,9 +47,16 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def setup(choice: str) -> Placement:
-    """Initialise the process group when launched by torchrun; else a single-process placement."""
+    """Initialise the process group when launched by torchrun; else a single-process placement.
+
+    On a GPU, float32 matmuls and convolutions may use TF32 (Ampere and newer): the parts bf16 autocast
+    leaves in float32 then run on the tensor cores too.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(choice)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if world <= 1:
         return Placement(device)
     rank = int(os.environ["RANK"])

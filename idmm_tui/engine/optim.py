@@ -45,10 +45,32 @@ def param_groups(module: nn.Module, weight_decay: float, *, exclude: bool) -> li
     return groups
 
 
+def head_groups(module: nn.Module, groups: list[dict], lr_mult: float, weight_decay: float | None) -> list[dict]:
+    """``groups`` with the head's parameters (``module.head``) moved into groups of their own, whose learning
+    rate is ``lr_mult`` times the schedule's (the trainer reads ``lr_mult``) and weight decay ``weight_decay``
+    (None: the group's own)."""
+    head = {id(p) for p in module.head.parameters()}
+    out = []
+    for group in groups:
+        rest = [p for p in group["params"] if id(p) not in head]
+        mine = [p for p in group["params"] if id(p) in head]
+        if rest:
+            out.append({**group, "params": rest})
+        if mine:
+            wd = group["weight_decay"] if weight_decay is None else weight_decay
+            out.append({**group, "params": mine, "weight_decay": wd, "lr_mult": lr_mult})
+    return out
+
+
 def make_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW (fine-tuning, IDMM, MoCo v3, DINO), or SGD with momentum 0.9 where the pretraining
-    recipe asks for it (Table 10: SimCLR, SupCon, MoCo v2)."""
+    recipe asks for it (Table 10: SimCLR, SupCon, MoCo v2). A method with ``head_lr_mult`` /
+    ``head_weight_decay`` settings (IDMM) gets its head in groups of their own."""
     groups = param_groups(module, cfg.weight_decay, exclude=isinstance(cfg, FinetuneConfig))
+    lr_mult, head_wd = getattr(cfg, "head_lr_mult", 1.0), getattr(cfg, "head_weight_decay", None)
+    if (lr_mult != 1.0 or head_wd is not None) and hasattr(module, "head"):
+        groups = head_groups(module, groups, lr_mult, head_wd)
     if getattr(cfg, "optimizer", "adamw") == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    on_gpu = all(p.is_cuda for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=on_gpu or None)  # one fused kernel per step on a GPU

@@ -30,6 +30,7 @@ from idmm_tui.engine.batches import ImageBank, build_bank, eval_storage_size, tr
 from idmm_tui.engine.distributed import Placement, all_reduce_sum
 from idmm_tui.engine.evaluate import KNN_CROP_PCT, knn_accuracy, top1_accuracy
 from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
+from idmm_tui.engine.knn import extract_features
 from idmm_tui.engine.optim import make_optimizer
 from idmm_tui.engine.sampling import rank_batches, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
@@ -70,6 +71,32 @@ class Accumulators:
 
     def reset_window(self) -> None:
         self.window_loss, self.window_steps, self.window_images, self.window_time = 0.0, 0, 0, 0.0
+
+
+class PendingLosses:
+    """Step losses not yet read by the host: on a GPU, reading a loss each step would stall the
+    device, so they stay device tensors until logging time and are then read in one transfer."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[torch.Tensor, int, float]] = []
+
+    def add(self, loss: torch.Tensor, images: int, seconds: float) -> None:
+        self._steps.append((loss, images, seconds))
+
+    def fold_into(self, acc: Accumulators, stage: str, global_step: int) -> float:
+        """Add the pending steps to ``acc`` in order (the same sums as step by step); the last loss."""
+        if not self._steps:
+            return float("nan")
+        values = torch.stack([loss.float() for loss, _, _ in self._steps]).tolist()
+        first = global_step - len(values) + 1
+        for i, (value, (_, images, seconds)) in enumerate(zip(values, self._steps, strict=True)):
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"{stage}: loss became {value} at step {first + i}; lower the learning rate or check the data"
+                )
+            acc.add(value, images, seconds)
+        self._steps.clear()
+        return values[-1]
 
 
 @dataclass
@@ -163,11 +190,15 @@ class Trainer:
         return FINETUNE
 
     def build_module(self, stage: Stage, objective: Objective, num_outputs: int) -> nn.Module:
+        """The stage's module on the training device (its backbone compiled when the recipe asks)."""
         torch.manual_seed(derive_seed(self.recipe.seed, "init", stage.name))
         backbone = create_backbone(
             self.recipe.model.backbone, img_size=stage.cfg.resolution, drop_path_rate=self.recipe.model.drop_path
         )
-        return objective.build(backbone, int(backbone.num_features), num_outputs, stage.cfg)
+        module = objective.build(backbone, int(backbone.num_features), num_outputs, stage.cfg).to(self.place.device)
+        if self.recipe.compile:  # in place (nn.Module.compile): state_dict keys and checkpoints unchanged
+            module.backbone.compile()
+        return module
 
     def initial_weights(self, stage: Stage, module: nn.Module) -> str:
         """Load the stage's starting weights: the previous stage's, or the recipe's ``init``."""
@@ -237,7 +268,7 @@ class Trainer:
 
         objective = self.objective(stage)
         num_outputs = n_train if stage.kind == "pretrain" else len(train.classes)
-        module = self.build_module(stage, objective, num_outputs).to(self.place.device)
+        module = self.build_module(stage, objective, num_outputs)
         gen = torch.Generator()
         resumed = pos.global_step > 0 or pos.epoch > 0 or pos.step_in_epoch > 0
         optimizer = make_optimizer(module, cfg)
@@ -251,6 +282,7 @@ class Trainer:
         else:
             origin = self.initial_weights(stage, module)
             self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
+            objective.start(module, cfg, lambda: self.train_features(stage, module))
             if stage.kind == "pretrain" and getattr(cfg, "knn_every", 0):
                 # the monitor's starting point: how good the untrained (or init) features already are
                 knn_start = round(self.knn_accuracy(stage, module), 4)
@@ -277,6 +309,8 @@ class Trainer:
             }
         )
         self.reporter.stage_started(stage, total_steps, pos.global_step)
+        on_gpu = self.place.device.type == "cuda"
+        last_loss = float("nan")  # shown by the progress bar until the host first reads a loss
         epoch = pos.epoch
         while epoch < cfg.epochs:
             fresh_epoch = pos.step_in_epoch == 0
@@ -290,6 +324,7 @@ class Trainer:
             )
             remaining = rank_batches(order, batch, world, self.place.rank)[pos.step_in_epoch :]
             module.train()
+            pending = PendingLosses()
             if remaining:
                 tick = time.perf_counter()
                 for images, sizes, labels, ids in train.batches(remaining):
@@ -301,7 +336,7 @@ class Trainer:
                         min_lr=cfg.min_lr,
                     )
                     for group in optimizer.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_mult", 1.0)
                     dev = self.place.device
                     b = Batch(images.to(dev, non_blocking=True), sizes.to(dev), labels.to(dev), ids.to(dev))
                     with self.autocast():
@@ -313,27 +348,25 @@ class Trainer:
                     objective.before_step(unwrap(module), cfg, epoch)
                     optimizer.step()
                     objective.after_step(unwrap(module), pos.global_step / max(1, total_steps))
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
-                        raise TrainingError(
-                            f"{stage.name}: loss became {loss_value} at step {pos.global_step + 1}; "
-                            "lower the learning rate or check the data"
-                        )
                     now = time.perf_counter()
-                    pos.acc.add(loss_value, seen * world, now - tick)
+                    pending.add(loss.detach(), seen * world, now - tick)
                     tick = now
                     pos.global_step += 1
                     pos.step_in_epoch += 1
+                    log_now = pos.global_step % self.recipe.log_every == 0 or pos.step_in_epoch == steps
+                    if log_now or not on_gpu:  # on a GPU, the host reads the losses at logging time only
+                        last_loss = pending.fold_into(pos.acc, stage.name, pos.global_step)
                     self.reporter.step(
                         stage,
                         epoch + 1,
                         pos.global_step,
-                        loss_value,
+                        last_loss,
                         pos.acc.window_images / max(pos.acc.window_time, 1e-9),
                     )
-                    if pos.global_step % self.recipe.log_every == 0 or pos.step_in_epoch == steps:
+                    if log_now:
                         self.log_window(stage, epoch, pos, lr)
-                    if self.stop_requested():
+                    if self.stop_requested(at_sync_point=log_now):
+                        pending.fold_into(pos.acc, stage.name, pos.global_step)
                         self.save_last(stage, module, optimizer, gen, pos)
                         raise RunInterrupted(self.stop.reason or "interrupted")
             self.end_epoch(stage, module, optimizer, gen, pos, test, epoch, total_steps, warmup_steps)
@@ -346,11 +379,15 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.place.device.type, dtype=torch.bfloat16)
 
-    def stop_requested(self) -> bool:
-        flag = self.stop.requested
-        if self.place.distributed:
-            flag = all_reduce_sum(self.place, [1.0 if flag else 0.0])[0] > 0
-        return flag
+    def stop_requested(self, *, at_sync_point: bool) -> bool:
+        """Whether to stop after this step. One process: the signal's flag. Several: any rank's flag,
+        agreed on at sync points only (logging steps, the end of an epoch), so that ranks stop together
+        without a collective every step."""
+        if not self.place.distributed:
+            return self.stop.requested
+        if not at_sync_point:
+            return False
+        return all_reduce_sum(self.place, [1.0 if self.stop.requested else 0.0])[0] > 0
 
     # -- logging, evaluation, checkpoints --------------------------------------------------------
 
@@ -378,6 +415,16 @@ class Trainer:
         if self.place.is_main:
             self.run.append_metrics(record)
         acc.reset_window()
+
+    def train_features(self, stage: Stage, module: nn.Module) -> torch.Tensor:
+        """L2-normalised backbone features of the training images (instance-id order), test-time view."""
+        resolution = stage.cfg.resolution
+        self.log(f"{stage.name}: one pass over the training images for their features")
+        backbone = unwrap(module).backbone
+        bank = self.train_bank(stage)
+        return extract_features(
+            backbone, bank, resolution, self.place.device, crop_pct=KNN_CROP_PCT, autocast=self.autocast()
+        )
 
     def knn_accuracy(self, stage: Stage, module: nn.Module) -> float:
         """The kNN monitor: training images (the stage's bank) as neighbours of the test images."""

@@ -17,6 +17,7 @@ Nothing else changes: the recipe validates ``[pretrain]`` against the chosen met
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -50,14 +51,22 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 class TwoPart(nn.Module):
-    """``head(backbone(x))``: the module every stage trains and checkpoints."""
+    """``head(backbone(x))``: the module every stage trains and checkpoints.
+
+    ``forward(x, head_grad=False)`` runs the head with detached parameters: the loss then trains the
+    backbone through the head but not the head itself (PIC's treatment of small crops).
+    """
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+    def forward(self, x: torch.Tensor, head_grad: bool = True) -> torch.Tensor:
+        features = self.backbone(x)
+        if head_grad:
+            return self.head(features)
+        frozen = {name: p.detach() for name, p in self.head.named_parameters()}
+        return torch.func.functional_call(self.head, frozen, (features,))
 
 
 class Objective:
@@ -82,6 +91,13 @@ class Objective:
     ) -> tuple[torch.Tensor, int]:
         """(loss to minimise, number of images the backbone processed) of one batch in epoch ``epoch`` (0-based)."""
         raise NotImplementedError
+
+    def start(self, module: nn.Module, cfg: Any, features: Callable[[], torch.Tensor]) -> None:
+        """Hook before the first step of a stage that starts fresh (not on resume).
+
+        ``features()`` computes the L2-normalised pooled features of the training images, in instance-id
+        order, with the module's current backbone on their test-time view (one pass; call it only when needed).
+        """
 
     def before_step(self, module: nn.Module, cfg: Any, epoch: int) -> None:
         """Hook between ``backward`` (and the recipe's ``grad_clip``) and the optimiser step (gradient surgery)."""

@@ -26,24 +26,16 @@ from torch import nn
 
 from idmm_tui.engine.distributed import gather, gather_with_grad
 from idmm_tui.methods.base import Batch, Objective, TwoPart, register_method
-from idmm_tui.methods.heads import ProjectionSettings
-from idmm_tui.methods.simclr import contrastive_head, self_mask, two_views
-from idmm_tui.recipe import PretrainConfig
+from idmm_tui.methods.simclr import SimCLRConfig, contrastive_head, self_mask, two_views
 
 
-class SupConConfig(ProjectionSettings, PretrainConfig):
-    """SupCon's settings: Table 10 (SGD, batch 512, lr 5e-4, wd 1e-3, τ 0.1, projection dim 256)."""
+class SupConConfig(SimCLRConfig):
+    """SupCon's settings: SimCLR's Table 10 values (SGD, batch 512, lr 5e-4, wd 1e-3, τ 0.1, dim 256) + τ_base."""
 
     method: Literal["supcon"] = "supcon"
-    batch_size: int = Field(512, ge=1, le=65_536, description="total batch over all devices (Table 10)")
-    lr: float | None = Field(5e-4, gt=0.0, le=10.0, description="peak learning rate (Table 10)")
-    weight_decay: float = Field(1e-3, ge=0.0, le=10.0, description="Table 10")
-    temperature: float = Field(0.1, gt=0.0, description="SupCon temperature tau (Table 10)")
     base_temperature: float = Field(
         0.07, gt=0.0, description="the reference code's tau_base: the loss is scaled by tau / tau_base"
     )
-    projection_mlp: bool = Field(True, description="2-layer projection MLP before the loss (Table 9); off = features")
-    optimizer: Literal["auto", "adamw", "sgd"] = "sgd"
 
 
 def supcon_loss(

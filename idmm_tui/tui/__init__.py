@@ -1,5 +1,8 @@
 """The ``idmm tui`` dashboard (Textual). Only ``idmm_tui.cli_tui`` imports this package.
 
-Pure helpers (no Textual): ``downsample``, ``tailer``, ``model``, ``procs``, ``sysinfo``.
-The Textual app: ``app``, ``messages``, ``screens/``, ``widgets/``, ``app.tcss``.
+Pure helpers (no widgets): ``format`` (values as text), ``summary`` (reading summary.json),
+``runs_table`` (rows, filter, sort), ``timeline`` (stages, ETA), ``curves`` (metrics as per-stage
+columns), ``recipe_diff``, ``colors``, ``downsample``, ``tailer``, ``procs``, ``sysinfo``, ``keys``.
+The Textual app: ``app``, ``messages``, ``screens/`` (``screens/base.py``: how a screen plugs in),
+``widgets/``, ``app.tcss``.
 """

@@ -1,35 +1,54 @@
 """``idmm tui``: the Textual dashboard over the run directories.
 
 Screens (``screens/``): the runs table (home), a run's live view, a comparison of runs, the launch
-form, the zoo, and the key reference. Widgets (``widgets/``): the downsampling curve plot and the
-system pane. Thread workers read files and post the dataclass messages of ``messages.py``; the UI
-thread only draws. Nothing here trains: launching, resuming and stopping run the same ``idmm run``
-command and signals as the CLI (``procs.py``), and the run directory is the only interface.
+form, the zoo, and the key reference (built from the app's and the registered screens' bindings).
+Widgets (``widgets/``): the downsampling curve plot and the system pane. Screens never import this
+module: they post request messages (``OpenRun``, ``LaunchRequested``, ``StopRequested``… in
+``messages.py``) that bubble to the app's ``on_…`` handlers, and the app posts ``RunChanged`` back.
+Thread workers read files and post messages; the UI thread only draws. Nothing here trains:
+launching, resuming and stopping run the same ``idmm run`` command and signals as the CLI
+(``procs.py``), and the run directory is the only interface.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import get_current_worker
 
 from idmm_tui.errors import IdmmError
 from idmm_tui.tui import procs
-from idmm_tui.tui.messages import SystemSampled
-from idmm_tui.tui.model import run_status
+from idmm_tui.tui.keys import help_sections
+from idmm_tui.tui.messages import (
+    LaunchRequested,
+    OpenCompare,
+    OpenLaunch,
+    OpenRun,
+    OpenScreen,
+    OpenZoo,
+    ResumeRequested,
+    RunChanged,
+    StopRequested,
+    SystemSampled,
+)
+from idmm_tui.tui.screens.base import discover_screens, registered_screens
 from idmm_tui.tui.screens.compare import CompareScreen
 from idmm_tui.tui.screens.launch import LaunchScreen, find_recipes
-from idmm_tui.tui.screens.modals import ConfirmScreen, HelpScreen, binding_rows
+from idmm_tui.tui.screens.modals import ConfirmScreen, HelpScreen
 from idmm_tui.tui.screens.run import RunScreen
 from idmm_tui.tui.screens.runs import RunsScreen
 from idmm_tui.tui.screens.zoo import ZooScreen
+from idmm_tui.tui.summary import run_status
 from idmm_tui.tui.sysinfo import SystemSampler, SystemStats
 from idmm_tui.tui.widgets.system import SystemPane
 
@@ -53,6 +72,8 @@ class IdmmApp(App):
         Binding("y", "toggle_system", "System", show=False, tooltip="show / hide the system pane (CPU, memory, GPU)"),
         Binding("q", "quit", "Quit", tooltip="quit (runs keep training in the background)"),
     ]
+    #: Keys of the key reference's "Everywhere" section that are not in ``BINDINGS``.
+    HELP_EXTRA = (("ctrl+p", "command palette (themes, screenshots)"), ("ctrl+q", "quit"))
 
     def __init__(
         self,
@@ -77,6 +98,8 @@ class IdmmApp(App):
         self._system_wake = threading.Event()
 
     def on_mount(self) -> None:
+        for error in discover_screens():
+            self.notify(error, title="Screen plugin", severity="error", timeout=10)
         self.push_screen(RunsScreen())
         if self.show_system:
             self.sample_system()
@@ -110,7 +133,7 @@ class IdmmApp(App):
                 self.sample_system()
             self._system_wake.set()
 
-    # -- navigation ------------------------------------------------------------------------------
+    # -- navigation (the screens' requests) ----------------------------------------------------
 
     def open_run(self, path: Path, output: Path | None = None) -> None:
         self.push_screen(RunScreen(path, output))
@@ -124,21 +147,45 @@ class IdmmApp(App):
     def open_zoo(self, push_run: Path | None = None) -> None:
         self.push_screen(ZooScreen(push_run))
 
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.path, message.output)
+
+    def on_open_compare(self, message: OpenCompare) -> None:
+        self.open_compare(message.paths)
+
+    def on_open_launch(self, message: OpenLaunch) -> None:
+        self.open_launch()
+
+    def on_open_zoo(self, message: OpenZoo) -> None:
+        self.open_zoo(message.push_run)
+
+    def on_open_screen(self, message: OpenScreen) -> None:
+        self.push_screen(message.screen)
+
+    def on_launch_requested(self, message: LaunchRequested) -> None:
+        self.launch(message.recipe, message.name, message.overrides)
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        self.resume(message.path, message.summary, open_view=message.open_view)
+
+    def on_stop_requested(self, message: StopRequested) -> None:
+        self.confirm_stop(message.path, message.summary)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's commands, then one per registered screen with a ``COMMAND``."""
+        yield from super().get_system_commands(screen)
+        for cls in registered_screens():
+            if cls.COMMAND:
+                doc = (cls.__doc__ or "").strip().splitlines()
+                yield SystemCommand(cls.COMMAND, doc[0] if doc else "", functools.partial(self._open_new, cls))
+
+    def _open_new(self, cls: type[Screen]) -> None:
+        self.push_screen(cls())
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        sections = [
-            (
-                "Everywhere",
-                binding_rows(self.BINDINGS) + [("ctrl+p", "command palette (themes, screenshots)"), ("ctrl+q", "quit")],
-            ),
-            ("Runs table", binding_rows(RunsScreen.BINDINGS) + [("up,down", "move"), ("click header", "sort")]),
-            ("Run view", binding_rows(RunScreen.BINDINGS)),
-            ("Compare", binding_rows(CompareScreen.BINDINGS)),
-            ("Launch", binding_rows(LaunchScreen.BINDINGS) + [("tab", "next field"), ("enter", "open a list")]),
-            ("Zoo", binding_rows(ZooScreen.BINDINGS)),
-        ]
-        self.push_screen(HelpScreen(sections))
+        self.push_screen(HelpScreen(help_sections(type(self), registered_screens())))
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -193,12 +240,10 @@ class IdmmApp(App):
             answer,
         )
 
-    def _poke(self, path: Path) -> None:
+    def _poke(self, path: Path, returncode: int | None = None, output: Path | None = None) -> None:
+        """Tell every screen of the stack that ``path`` changed (they look again at once)."""
         for screen in self.screen_stack:
-            if isinstance(screen, RunScreen) and screen.path == path:
-                screen.poll_now()
-            elif isinstance(screen, RunsScreen):
-                screen.rescan()
+            screen.post_message(RunChanged(path, returncode, output))
 
     def reap_children(self) -> None:
         """Collect the processes this dashboard started (no zombies), report failures."""
@@ -211,8 +256,4 @@ class IdmmApp(App):
                 tail = procs.read_tail(out, 600).strip().splitlines()
                 reason = tail[-1] if tail else f"exit code {code}"
                 self.notify(f"{path.name}: {reason}", title="Run ended with an error", severity="error", timeout=10)
-            for screen in self.screen_stack:
-                if isinstance(screen, RunScreen) and screen.path == path:
-                    screen.process_exited(code, out)
-                elif isinstance(screen, RunsScreen):
-                    screen.rescan()
+            self._poke(path, code, out)

@@ -18,7 +18,7 @@ from typing import Any
 from idmm_tui.errors import RunStateError
 from idmm_tui.runs.spawn import spawn_detached
 from idmm_tui.runs.store import run_process_alive
-from idmm_tui.tui.model import on_this_host, run_status
+from idmm_tui.tui.summary import on_this_host, run_status
 
 #: Where the dashboard keeps the stdout/stderr of the processes it starts (the run directory itself
 #: does not exist yet when the process starts: ``idmm run`` creates it and refuses an existing one).

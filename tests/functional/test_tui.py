@@ -25,18 +25,14 @@ import numpy as np
 import pytest
 
 from idmm_tui.runs.store import iter_metrics
+from idmm_tui.tui.colors import assign_colors
+from idmm_tui.tui.curves import RunCurves
 from idmm_tui.tui.downsample import downsample, ema
-from idmm_tui.tui.model import (
-    RunCurves,
-    assign_colors,
-    fmt_duration,
-    recipe_diff,
-    run_row,
-    sort_rows,
-    stage_eta,
-    timeline,
-)
+from idmm_tui.tui.format import fmt_duration
+from idmm_tui.tui.recipe_diff import recipe_diff
+from idmm_tui.tui.runs_table import run_row, sort_rows
 from idmm_tui.tui.tailer import FileTail, RunWatcher
+from idmm_tui.tui.timeline import stage_eta, timeline
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 STARTED = "2026-11-26T12:00:00+0000"
@@ -336,6 +332,22 @@ def test_rows_status_timeline_eta_and_diff(tmp_path):
     assert len(set(colors.values())) == 4 and assign_colors(["c"])["c"] == assign_colors(["c", "d"])["c"]
 
 
+def test_screens_do_not_import_the_app():
+    """Screens post messages to the app; none imports it (not even for type checking)."""
+    import ast
+
+    screens = Path(__file__).parents[2] / "idmm_tui" / "tui" / "screens"
+    for path in sorted(screens.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n == "idmm_tui.tui.app" or n.startswith("idmm_tui.tui.app.") for n in names), path.name
+
+
 # ---------------------------------------------------------------------------------------------
 # screens under Pilot
 
@@ -517,6 +529,51 @@ async def test_help_lists_the_keys_of_every_screen(fixture_runs):
         assert {"question_mark", "slash", "space", "c", "k", "r", "e", "s", "ctrl+s"} <= keys
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+def docs_example(section: str) -> str:
+    """The first ``python`` code block under ``section`` (a ``## `` heading) of docs/extending.md."""
+    doc = (Path(__file__).parents[2] / "docs" / "extending.md").read_text(encoding="utf-8")
+    body = doc.split(f"\n{section}\n", 1)[1].split("\n## ", 1)[0]
+    return body.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+@pilot_test
+async def test_extending_a_dashboard_screen(fixture_runs):
+    """docs/extending.md's example screen, as written there: palette entry, help section, OpenRun."""
+    import types
+
+    from textual.command import CommandPalette
+    from textual.widgets import Input
+
+    from idmm_tui.tui.screens.base import unregister_screen
+    from idmm_tui.tui.screens.modals import HelpScreen
+    from idmm_tui.tui.screens.run import RunScreen
+
+    module = types.ModuleType("docs_example_goto")
+    exec(compile(docs_example("## A dashboard screen"), "docs/extending.md", "exec"), module.__dict__)
+    screen_class = module.GoToScreen
+    try:
+        app = make_app(fixture_runs)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("question_mark")  # the key reference, from the runs table
+            assert isinstance(app.screen, HelpScreen)
+            assert ("Go to a run", [("escape", "back without opening a run")]) in app.screen.sections
+            await pilot.press("escape")
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the command palette")
+            await pilot.press(*"Go to a run")
+            palette = app.screen
+            await wait_for(pilot, lambda: palette.query("CommandList").first().option_count, what="matches")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, screen_class), what="the example screen")
+            goto = app.screen
+            assert isinstance(app.focused, Input)
+            await pilot.press(*"demo-idmm", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
+            assert app.screen.path == fixture_runs / "demo-idmm" and goto not in app.screen_stack
+    finally:
+        unregister_screen(screen_class)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,3 +117,19 @@ def test_dino_clips_each_gradient_to_3_and_freezes_the_last_layer_in_the_first_e
         p.grad = torch.full_like(p, 10.0)
     dino.before_step(module, cfg, epoch=1)
     assert all(p.grad is not None for p in module.head.last_layer.parameters())
+
+
+def test_compile_switch_compiles_the_backbone_in_place_and_keeps_checkpoint_keys(tmp_path):
+    from idmm_tui.engine.distributed import Placement
+    from idmm_tui.engine.trainer import Trainer
+    from idmm_tui.recipe import validate
+    from idmm_tui.runs.store import RunDir
+    from idmm_tui.stages import plan_stages
+
+    recipe = validate({"compile": True, "model": {"backbone": "vit_nano_p2"}, "pretrain": {"resolution": 16}}, "t")
+    trainer = Trainer(RunDir(tmp_path), recipe, Placement(torch.device("cpu")))
+    stage = plan_stages(recipe)[0]
+    module = trainer.build_module(stage, trainer.objective(stage), 8)
+    assert module.backbone._compiled_call_impl is not None  # compiled lazily at the first call
+    plain = Trainer(RunDir(tmp_path), recipe.model_copy(update={"compile": False}), Placement(torch.device("cpu")))
+    assert list(module.state_dict()) == list(plain.build_module(stage, plain.objective(stage), 8).state_dict())

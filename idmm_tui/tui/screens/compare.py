@@ -9,31 +9,18 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
-from idmm_tui.tui.messages import RunPolled
-from idmm_tui.tui.model import (
-    METRIC_TITLES,
-    SMOOTHABLE,
-    SMOOTHING_LEVELS,
-    STATUS_ICON,
-    STATUS_STYLE,
-    RunCurves,
-    assign_colors,
-    best_test_acc,
-    fmt_duration,
-    fmt_num,
-    fmt_value,
-    hex_color,
-    num,
-    parse_recipe,
-    plan_of,
-    recipe_diff,
-    run_status,
-    text,
-)
+from idmm_tui.tui.canvas import Line
+from idmm_tui.tui.colors import assign_colors, hex_color
+from idmm_tui.tui.curves import METRIC_TITLES, SMOOTHABLE, SMOOTHING_LEVELS, RunCurves, best_test_acc
+from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_num, num, text
+from idmm_tui.tui.recipe_diff import fmt_value, parse_recipe, recipe_diff
 from idmm_tui.tui.screens.watching import WatchingScreen
-from idmm_tui.tui.widgets.curves import CurvePlot, Line
+from idmm_tui.tui.summary import current_of, plan_of, run_status
+from idmm_tui.tui.tailer import RunPoll
+from idmm_tui.tui.widgets.curves import CurvePlot
+from idmm_tui.tui.widgets.text_pane import TextPane
 
 LEFT_METRICS = ("loss", "lr", "images_per_s")
 
@@ -64,6 +51,9 @@ class RunState:
 class CompareScreen(WatchingScreen):
     """Several runs side by side (live)."""
 
+    HELP_TITLE = "Compare"
+    HELP_ORDER = 30
+
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the runs table"),
         Binding("left_square_bracket", "stage(-1)", "Previous stage", show=False, tooltip="previous stage"),
@@ -88,7 +78,7 @@ class CompareScreen(WatchingScreen):
         self._tables: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="compare-header", classes="run-header")
+        yield TextPane(id="compare-header", classes="run-header")
         with Horizontal(id="compare-plots"):
             yield CurvePlot(id="plot-left", classes="plot")
             yield CurvePlot(id="plot-right", classes="plot")
@@ -103,20 +93,22 @@ class CompareScreen(WatchingScreen):
         self._refresh_all()
         self.start_watching()
 
-    def on_run_polled(self, message: RunPolled) -> None:
-        poll = message.poll
-        run = self.runs.get(poll.path)
-        if run is None:
-            return
-        self.polls += 1
-        if poll.reset:
-            run.curves = RunCurves()
-        if poll.records:
-            run.curves.add_columns(poll.columns)
-        if poll.summary is not None:
-            run.summary = poll.summary
-        if poll.recipe_text is not None:
-            run.recipe = parse_recipe(poll.recipe_text)
+    def apply_polls(self, polls: list[RunPoll]) -> None:
+        for poll in polls:
+            run = self.runs.get(poll.path)
+            if run is None:
+                continue
+            self.polls += 1
+            if poll.reset:
+                run.curves = RunCurves()
+            if poll.older:
+                run.curves.add_columns(poll.older, older=True)
+            if poll.records:
+                run.curves.add_columns(poll.columns)
+            if poll.summary is not None:
+                run.summary = poll.summary
+            if poll.recipe_text is not None:
+                run.recipe = parse_recipe(poll.recipe_text)
         self._refresh_all()
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -153,7 +145,7 @@ class CompareScreen(WatchingScreen):
         out.append("\nstage ")
         for name in names:
             out.append(f" {name} ", style="reverse bold" if name == self.stage else "dim")
-        self.query_one("#compare-header", Static).update(out)
+        self.query_one("#compare-header", TextPane).show(out)
 
     def _lines(self, metric: str) -> list[Line]:
         smoothing = self.smoothing if metric in SMOOTHABLE else 0.0
@@ -166,33 +158,43 @@ class CompareScreen(WatchingScreen):
             lines.append(Line(run.name, xs, ys, self.run_colors[run.path.name]))
         return lines
 
+    def _live(self) -> bool:
+        """A run is writing the shown stage (the plots' axes leave room for the points to come)."""
+        return any(
+            run_status(run.summary) == "running" and current_of(run.summary).get("stage") == self.stage
+            for run in self.runs.values()
+        )
+
     def _update_plots(self) -> None:
         key = (
-            tuple((r.curves.version, id(r.curves)) for r in self.runs.values()),
+            tuple(r.curves.stage_version(self.stage) for r in self.runs.values()),
+            tuple(r.name for r in self.runs.values()),
             self.stage,
             self.metric,
             self.x_axis,
             self.smoothing,
+            self._live(),
         )
         if key == self._plotted:
-            return
+            return  # no new points in the shown stage: nothing to redraw
         self._plotted = key
+        live = key[-1]
         left = self.query_one("#plot-left", CurvePlot)
         right = self.query_one("#plot-right", CurvePlot)
         suffix = f" · ema {self.smoothing:g}" if self.smoothing else ""
         left.border_title = METRIC_TITLES[self.metric] + (suffix if self.metric in SMOOTHABLE else "")
         left.border_subtitle = right.border_subtitle = f"{self.stage or '—'} · x: {self.x_axis}"
-        left.set_lines(self._lines(self.metric), empty_text="no data for this stage")
+        left.set_lines(self._lines(self.metric), empty_text="no data for this stage", live=live)
         acc, knn = self._lines("test_acc"), self._lines("knn_acc")
         if any(len(line.xs) for line in acc):
             right.border_title = METRIC_TITLES["test_acc"]
-            right.set_lines(acc)
+            right.set_lines(acc, live=live)
         elif any(len(line.xs) for line in knn):  # pretraining: the kNN monitor
             right.border_title = METRIC_TITLES["knn_acc"]
-            right.set_lines(knn)
+            right.set_lines(knn, live=live)
         else:
             right.border_title = METRIC_TITLES["images_per_s"] + suffix
-            right.set_lines(self._lines("images_per_s"), empty_text="no data for this stage")
+            right.set_lines(self._lines("images_per_s"), empty_text="no data for this stage", live=live)
 
     def _update_tables(self) -> None:
         runs = list(self.runs.values())

@@ -12,21 +12,18 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from idmm_tui.errors import IdmmError
-from idmm_tui.tui.messages import RecipeChecked, RegistriesLoaded
-
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
+from idmm_tui.tui.messages import LaunchRequested, RecipeChecked, RegistriesLoaded
+from idmm_tui.tui.screens.base import DashboardScreen
 
 #: Form field -> recipe key. Selects and inputs left at the recipe's value add no override.
 FIELDS = {
@@ -113,15 +110,17 @@ def find_recipes(directory: Path | None) -> list[Path]:
     return sorted(p for p in directory.glob("*.toml") if p.is_file())
 
 
-class LaunchScreen(Screen):
+class LaunchScreen(DashboardScreen):
     """The launch form."""
+
+    HELP_TITLE = "Launch"
+    HELP_ORDER = 40
+    HELP_EXTRA = (("tab", "next field"), ("enter", "open a list"))
 
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True, tooltip="launch (once the form checks out)"),
         Binding("escape", "cancel", "Cancel", tooltip="back without launching"),
     ]
-
-    app: IdmmApp
 
     def __init__(self, recipes: list[Path], selected: Path | None = None) -> None:
         super().__init__()
@@ -221,8 +220,8 @@ class LaunchScreen(Screen):
             self._check_data(recipe)
             if name and (name in (".", "..") or "/" in name):
                 raise IdmmError(f"Run name {name!r}: use letters, digits, '-', '_' and '.'")
-            if name and (self.app.runs_dir / name).exists():
-                raise IdmmError(f"Run name {name!r}: {self.app.runs_dir / name} already exists")
+            if name and (self.dashboard.runs_dir / name).exists():
+                raise IdmmError(f"Run name {name!r}: {self.dashboard.runs_dir / name} already exists")
             plan = " → ".join(f"{s.name} {s.cfg.epochs} ep @{s.cfg.resolution}px" for s in plan_stages(recipe))
             self.post_message(RecipeChecked(token, True, "", defaults, plan, recipe, overrides))
         except IdmmError as exc:
@@ -273,7 +272,7 @@ class LaunchScreen(Screen):
     def _start_check(self) -> None:
         recipe = self.query_one("#recipe", Select).value
         if recipe is Select.NULL:
-            self._show_status(False, f"no recipes in {self.app.recipes_dir}: put a .toml recipe there")
+            self._show_status(False, f"no recipes in {self.dashboard.recipes_dir}: put a .toml recipe there")
             return
         first = self.result is None
         self.query_one("#launch-status", Static).update(
@@ -367,7 +366,7 @@ class LaunchScreen(Screen):
             parts += ["--name", name]
         for item in result.overrides if result is not None and result.ok else []:
             parts += ["--set", item]
-        parts += ["--runs-dir", str(self.app.runs_dir)]
+        parts += ["--runs-dir", str(self.dashboard.runs_dir)]
         return " ".join(shlex.quote(p) for p in parts)
 
     # -- events ----------------------------------------------------------------------------------
@@ -415,9 +414,9 @@ class LaunchScreen(Screen):
 
         recipe_path = Path(str(self.query_one("#recipe", Select).value))
         name = self.query_one("#name", Input).value.strip() or default_run_name(
-            result.recipe, recipe_path, self.app.runs_dir
+            result.recipe, recipe_path, self.dashboard.runs_dir
         )
-        self.app.launch(recipe_path, name, list(result.overrides))
+        self.post_message(LaunchRequested(recipe_path, name, list(result.overrides)))
 
 
 def _short(path: Path) -> str:

@@ -5,48 +5,20 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-
-def binding_rows(bindings: list[BindingType]) -> list[tuple[str, str]]:
-    rows = []
-    for item in bindings:
-        if isinstance(item, Binding):
-            keys, description = item.key, item.tooltip or item.description
-        else:
-            keys, description = item[0], item[2] if len(item) > 2 else item[1]
-        rows.append((keys, description or ""))
-    return rows
-
-
-KEY_NAMES = {
-    "question_mark": "?",
-    "slash": "/",
-    "left_square_bracket": "[",
-    "right_square_bracket": "]",
-    "space": "Space",
-    "enter": "Enter",
-    "escape": "Esc",
-    "ctrl+s": "Ctrl+S",
-    "ctrl+q": "Ctrl+Q",
-    "ctrl+p": "Ctrl+P",
-    "O": "Shift+O",
-}
-
-
-def key_label(keys: str) -> str:
-    return " / ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
+from idmm_tui.tui.keys import Section, key_label
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key binding, screen by screen."""
+    """Every key binding, screen by screen (``keys.help_sections``)."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "Close")]
 
-    def __init__(self, sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    def __init__(self, sections: list[Section]) -> None:
         super().__init__()
         self.sections = sections
 

@@ -12,32 +12,18 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
-from idmm_tui.tui.messages import RunPolled
-from idmm_tui.tui.model import (
-    METRIC_TITLES,
-    METRICS,
-    SMOOTHABLE,
-    SMOOTHING_LEVELS,
-    STATUS_ICON,
-    STATUS_STYLE,
-    RunCurves,
-    current_of,
-    default_stage,
-    fmt_duration,
-    fmt_lr,
-    fmt_num,
-    live_wall_time,
-    num,
-    plan_of,
-    run_status,
-    stage_eta,
-    text,
-    timeline,
-)
+from idmm_tui.tui.canvas import Line
+from idmm_tui.tui.curves import METRIC_TITLES, METRICS, SMOOTHABLE, SMOOTHING_LEVELS, RunCurves, default_stage
+from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_lr, fmt_num, num, text
+from idmm_tui.tui.messages import ResumeRequested, StopRequested
 from idmm_tui.tui.procs import read_tail
 from idmm_tui.tui.screens.watching import WatchingScreen
-from idmm_tui.tui.widgets.curves import CurvePlot, Line
+from idmm_tui.tui.summary import current_of, live_wall_time, plan_of, run_status
+from idmm_tui.tui.tailer import RunPoll
+from idmm_tui.tui.timeline import stage_eta, timeline
+from idmm_tui.tui.widgets.curves import CurvePlot
 from idmm_tui.tui.widgets.system import SystemPane
+from idmm_tui.tui.widgets.text_pane import TextPane
 
 RAW_COLOR = (96, 96, 110)
 CURVE_COLORS = {
@@ -129,6 +115,9 @@ def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists
 class RunScreen(WatchingScreen):
     """One run, live."""
 
+    HELP_TITLE = "Run view"
+    HELP_ORDER = 20
+
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the previous screen"),
         Binding("left_square_bracket", "stage(-1)", "Previous stage", show=False, tooltip="previous stage"),
@@ -155,10 +144,10 @@ class RunScreen(WatchingScreen):
         self.smoothing = 0.0
         self.polls = 0
         self.recipe_text = ""
-        self._plotted: tuple | None = None
+        self._plotted: dict[str | None, tuple] = {}  # plot id -> what it was last given
 
     def compose(self) -> ComposeResult:
-        yield Static(id="run-header", classes="run-header")
+        yield TextPane(id="run-header", classes="run-header")
         with TabbedContent(id="run-tabs", initial="curves"):
             with TabPane("1 Curves", id="curves"), Grid(id="plots"):
                 for metric in METRICS:
@@ -167,7 +156,7 @@ class RunScreen(WatchingScreen):
                 yield Log(id="run-log", max_lines=2000, auto_scroll=True)
             with TabPane("3 Recipe", id="recipe"), VerticalScroll():
                 yield Static(id="recipe-text")
-        yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
+        yield SystemPane(id="system", classes="" if self.dashboard.show_system else "hidden")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -184,34 +173,36 @@ class RunScreen(WatchingScreen):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def on_run_polled(self, message: RunPolled) -> None:
-        poll = message.poll
-        self.polls += 1
-        self.exists = poll.exists
-        if poll.reset:
-            self.curves = RunCurves()
-        if poll.records:
-            self.curves.add_columns(poll.columns)
-        if poll.summary is not None:
-            self.summary = poll.summary
+    def apply_polls(self, polls: list[RunPoll]) -> None:
         log = self.query_one("#run-log", Log)
-        if poll.log_reset:
-            log.clear()
-        if poll.log_lines:
-            log.write_lines(poll.log_lines)
-        if poll.recipe_text is not None:
-            self.recipe_text = poll.recipe_text
-            self.query_one("#recipe-text", Static).update(
-                Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True)
-            )
+        for poll in polls:
+            self.polls += 1
+            self.exists = poll.exists
+            if poll.reset:
+                self.curves = RunCurves()
+            if poll.older:
+                self.curves.add_columns(poll.older, older=True)
+            if poll.records:
+                self.curves.add_columns(poll.columns)
+            if poll.summary is not None:
+                self.summary = poll.summary
+            if poll.log_reset:
+                log.clear()
+            if poll.log_lines:
+                log.write_lines(poll.log_lines)
+            if poll.recipe_text is not None:
+                self.recipe_text = poll.recipe_text
+                self.query_one("#recipe-text", Static).update(
+                    Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True)
+                )
         if self.follow or self.stage is None:
             self.stage = default_stage(self.summary, self.curves)
         self._update_header()
         self._update_plots()
 
-    def process_exited(self, returncode: int, output: Path) -> None:
-        """The process the dashboard started for this run ended (called by the app)."""
-        if returncode not in (0, 130) and not self.summary:
+    def process_exited(self, returncode: int, output: Path | None) -> None:
+        """The process the dashboard started for this run ended (the app's :class:`RunChanged`)."""
+        if returncode not in (0, 130) and not self.summary and output is not None:
             tail = read_tail(output, 2000).strip().splitlines()[-8:]
             log = self.query_one("#run-log", Log)
             log.write_lines([f"[idmm run exited with code {returncode}; output in {output}]", *tail])
@@ -221,48 +212,56 @@ class RunScreen(WatchingScreen):
     # -- drawing ---------------------------------------------------------------------------------
 
     def _update_header(self) -> None:
-        self.query_one("#run-header", Static).update(render_header(self.path, self.summary, self.curves, self.exists))
+        self.query_one("#run-header", TextPane).show(render_header(self.path, self.summary, self.curves, self.exists))
 
     def _stage_names(self) -> list[str]:
         return self.curves.stage_names(self.summary)
 
-    def _update_plots(self, force: bool = False) -> None:
-        key = (self.curves.version, id(self.curves), self.stage, self.x_axis, self.smoothing)
-        if key == self._plotted and not force:
-            return
-        self._plotted = key
+    def _live(self) -> bool:
+        """The shown stage is being written (its plots' axes leave room for the points to come)."""
+        return run_status(self.summary) == "running" and current_of(self.summary).get("stage") == self.stage
+
+    def _update_plots(self) -> None:
+        """Give each plot its series, if they changed since it last got them (a poll of another stage,
+        or with no new metrics, changes nothing)."""
         stage = self.curves.stages.get(self.stage) if self.stage else None
         kind = next((text(p.get("kind")) for p in plan_of(self.summary) if p["name"] == self.stage), "")
         names = self._stage_names()
         position = f" ({names.index(self.stage) + 1}/{len(names)})" if self.stage in names else ""
+        live = self._live()
         for metric in METRICS:
             plot = self.query_one(f"#plot-{metric}", CurvePlot)
             pretraining = kind == "pretrain" or (stage is not None and stage.name == "pretrain")
             if metric == "test_acc" and pretraining:
                 metric = "knn_acc"  # pretraining has no test accuracy; its kNN monitor is the accuracy to watch
-            title = METRIC_TITLES[metric]
             smoothing = self.smoothing if metric in SMOOTHABLE else 0.0
+            key = (self.curves.stage_version(self.stage), metric, self.x_axis, smoothing, live)
+            if self._plotted.get(plot.id) == key:
+                continue
+            self._plotted[plot.id] = key
+            title = METRIC_TITLES[metric]
             if smoothing:
                 title += f" · ema {smoothing:g}"
-            plot.border_title = title
-            plot.border_subtitle = f"{self.stage or '—'}{position} · x: {self.x_axis}"
+            subtitle = f"{self.stage or '—'}{position} · x: {self.x_axis}"
             empty = {
                 "test_acc": "test accuracy appears after each fine-tuning epoch",
                 "knn_acc": "no test accuracy in pretraining; the kNN monitor's accuracy appears every "
                 "pretrain.knn_every epochs (0: off)",
             }.get(metric, "waiting for metrics…")
-            if stage is None:
-                plot.set_lines([], empty_text=empty)
-                continue
             lines = []
-            if smoothing:
-                xs, ys = stage.xy(metric, self.x_axis, 0.0)
-                lines.append(Line("raw", xs, ys, RAW_COLOR))
-            xs, ys = stage.xy(metric, self.x_axis, smoothing)
-            lines.append(Line(metric, xs, ys, CURVE_COLORS[metric]))
-            if len(ys):
-                plot.border_title = f"{title}  {fmt_value(metric, float(ys[-1]))}"
-            plot.set_lines(lines, empty_text=empty)
+            if stage is not None:
+                if smoothing:
+                    xs, ys = stage.xy(metric, self.x_axis, 0.0)
+                    lines.append(Line("raw", xs, ys, RAW_COLOR))
+                xs, ys = stage.xy(metric, self.x_axis, smoothing)
+                lines.append(Line(metric, xs, ys, CURVE_COLORS[metric]))
+                if len(ys):
+                    title = f"{title}  {fmt_value(metric, float(ys[-1]))}"
+            if plot.border_title != title:
+                plot.border_title = title
+            if plot.border_subtitle != subtitle:
+                plot.border_subtitle = subtitle
+            plot.set_lines(lines, empty_text=empty, live=live)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -293,7 +292,7 @@ class RunScreen(WatchingScreen):
         self.query_one("#run-tabs", TabbedContent).active = tab
 
     def action_stop(self) -> None:
-        self.app.confirm_stop(self.path, self.summary)
+        self.post_message(StopRequested(self.path, self.summary))
 
     def action_resume(self) -> None:
-        self.app.resume(self.path, self.summary, open_view=False)
+        self.post_message(ResumeRequested(self.path, self.summary, open_view=False))

@@ -4,65 +4,50 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
-from idmm_tui.runs.store import RunDir, list_runs
-from idmm_tui.tui.messages import RunsScanned
-from idmm_tui.tui.model import (
-    COLUMNS,
-    STATUS_ICON,
-    STATUS_STYLE,
-    RunRow,
-    fmt_duration,
-    fmt_num,
-    fmt_started,
-    run_row,
-    sort_rows,
+from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_num, fmt_started
+from idmm_tui.tui.messages import (
+    OpenCompare,
+    OpenLaunch,
+    OpenRun,
+    OpenZoo,
+    ResumeRequested,
+    RunChanged,
+    RunsScanned,
+    StopRequested,
 )
+from idmm_tui.tui.runs_table import COLUMNS, RunRow, sort_rows
+from idmm_tui.tui.scan import RunsScanner
+from idmm_tui.tui.screens.base import DashboardScreen
+from idmm_tui.tui.widgets.runs_table import RunsTable
 from idmm_tui.tui.widgets.system import SystemPane
-
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
+from idmm_tui.tui.widgets.text_pane import TextPane
 
 
 def status_text(status: str) -> Text:
     return Text(f"{STATUS_ICON.get(status, ' ')} {status}", style=STATUS_STYLE.get(status, ""))
 
 
-def scan_runs(runs_dir: Path, cache: dict[Path, tuple[tuple, dict]]) -> tuple[list[RunRow], dict[Path, dict]]:
-    """Rows and summaries of every run (summaries re-parsed only when their file changed)."""
-    rows, summaries = [], {}
-    try:
-        runs = list_runs(runs_dir)
-    except (TypeError, ValueError):  # a summary with an odd started_at breaks the newest-first sort
-        runs = [RunDir(p) for p in sorted(runs_dir.iterdir()) if p.is_dir() and RunDir(p).is_run()]
-    for run in runs:
-        try:
-            st = run.summary.stat()
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            continue
-        cached = cache.get(run.path)
-        if cached is None or cached[0] != key:
-            summary = run.read_summary()
-            if not summary:
-                continue
-            cache[run.path] = cached = (key, summary)
-        summaries[run.path] = cached[1]
-        rows.append(run_row(run.path, cached[1]))
-    return rows, summaries
+#: Table column keys, in the order of ``RunsScreen._cells``.
+CELL_KEYS = ("mark", *(key for key, _ in COLUMNS))
+#: Rows added plus removed above which the table is rebuilt rather than edited row by row.
+MAX_ROW_CHANGES = 20
 
 
-class RunsScreen(Screen):
+class RunsScreen(DashboardScreen):
     """Runs table: sort, filter, mark for comparison, open, stop, resume, launch."""
+
+    HELP_TITLE = "Runs table"
+    HELP_ORDER = 10
+    HELP_EXTRA = (("up,down", "move"), ("click header", "sort"))
 
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="open the run's live view"),
@@ -81,8 +66,6 @@ class RunsScreen(Screen):
 
     AUTO_FOCUS = "#runs"
 
-    app: IdmmApp
-
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[RunRow] = []
@@ -93,21 +76,23 @@ class RunsScreen(Screen):
         self.sort_reverse = True
         self.scanned = False
         self.error = ""
-        self._shown: list[tuple] | None = None
+        self._shown: dict[str, tuple] | None = None  # row key -> cells, in the table's order
+        self._cells_of: dict[tuple[RunRow, bool], tuple] = {}  # cells of a row (and its mark), made once
+        self._visible_count = 0
         self._wake = threading.Event()
 
     # -- layout ----------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="runs-title", classes="title-bar")
+        yield TextPane(id="runs-title", classes="title-bar")
         yield Input(
             placeholder="filter: words that must all appear (status, name, backbone, dataset…)",
             id="filter",
             classes="hidden",
         )
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty", classes="hint hidden")
-        yield SystemPane(id="system", classes="" if self.app.show_system else "hidden")
+        yield SystemPane(id="system", classes="" if self.dashboard.show_system else "hidden")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -118,18 +103,23 @@ class RunsScreen(Screen):
     def on_screen_resume(self) -> None:
         self._wake.set()
 
+    def on_unmount(self) -> None:
+        self._wake.set()  # the scan worker, cancelled, stops waiting
+
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#runs", DataTable)
+    def table(self) -> RunsTable:
+        return self.query_one("#runs", RunsTable)
+
+    def _labels(self) -> dict[str, str]:
+        """Column titles, the sorted column's with its arrow."""
+        arrow = " ▼" if self.sort_reverse else " ▲"
+        return {key: title + (arrow if key == self.sort_column else "") for key, title in COLUMNS}
 
     def _add_columns(self) -> None:
         table = self.table
         table.clear(columns=True)
         table.add_column(" ", key="mark", width=1)
-        for key, title in COLUMNS:
-            label = title
-            if key == self.sort_column:
-                label += " ▼" if self.sort_reverse else " ▲"
+        for key, label in self._labels().items():
             table.add_column(label, key=key)
         self._shown = None
 
@@ -138,19 +128,19 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_loop(self) -> None:
         worker = get_current_worker()
-        cache: dict[Path, tuple[tuple, dict]] = {}
+        scanner = RunsScanner(self.dashboard.runs_dir)
         last: Any = None
         while not worker.is_cancelled:
             if self.app.screen is self or last is None:
                 try:
-                    rows, summaries = scan_runs(self.app.runs_dir, cache)
+                    rows, summaries = scanner.scan()
                     error = ""
                 except OSError as exc:  # the runs directory vanished, permissions…: say so, keep going
-                    rows, summaries, error = [], {}, f"cannot read {self.app.runs_dir}: {exc}"
-                if (rows, summaries, error) != last:
-                    last = (rows, summaries, error)
+                    rows, summaries, error = [], {}, f"cannot read {self.dashboard.runs_dir}: {exc}"
+                if (rows, error) != last:  # a summary that changed changes its row
+                    last = (rows, error)
                     self.post_message(RunsScanned(rows, summaries, error))
-            self._wake.wait(self.app.scan_interval)
+            self._wake.wait(self.dashboard.scan_interval)
             self._wake.clear()
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
@@ -163,6 +153,9 @@ class RunsScreen(Screen):
     def rescan(self) -> None:
         self._wake.set()
 
+    def on_run_changed(self, message: RunChanged) -> None:
+        self.rescan()
+
     # -- the table -------------------------------------------------------------------------------
 
     def visible_rows(self) -> list[RunRow]:
@@ -170,44 +163,67 @@ class RunsScreen(Screen):
         return sort_rows(rows, self.sort_column, self.sort_reverse)
 
     def _cells(self, row: RunRow) -> tuple:
-        mark = Text("●", style="bold magenta") if row.path in self.marked else Text(" ")
-        return (
-            mark,
-            status_text(row.status),
-            Text(row.name, style="bold"),
-            row.position,
-            Text(fmt_num(row.test_acc), justify="right"),
-            Text(fmt_num(row.images_per_s, 0), justify="right"),
-            Text(fmt_duration(row.duration_s), justify="right"),
-            fmt_started(row.started_at),
-            row.backbone,
-            row.dataset,
-            row.method,
-        )
+        """The table cells of a row (new objects per row: ``RunsTable.reorder`` tells rows apart by them)."""
+        marked = row.path in self.marked
+        cells = self._cells_of.get((row, marked))
+        if cells is None:
+            cells = self._cells_of[(row, marked)] = (
+                Text("●", style="bold magenta") if marked else Text(" "),
+                status_text(row.status),
+                Text(row.name, style="bold"),
+                row.position,
+                Text(fmt_num(row.test_acc), justify="right"),
+                Text(fmt_num(row.images_per_s, 0), justify="right"),
+                Text(fmt_duration(row.duration_s), justify="right"),
+                fmt_started(row.started_at),
+                row.backbone,
+                row.dataset,
+                row.method,
+            )
+        return cells
 
     def refresh_table(self) -> None:
+        """Show the rows that pass the filter, in order, changing only what changed.
+
+        Rows whose cells changed are updated in place (``RunsTable.update_cells``); a new order of the
+        same rows is a reorder; a few rows more or fewer are added or removed; anything else rebuilds.
+        """
         rows = self.visible_rows()
-        shown = [(row, row.path in self.marked) for row in rows]
-        if shown != self._shown:
-            table = self.table
-            current = self.current_path()
+        self._visible_count = len(rows)
+        live = {(row, row.path in self.marked) for row in self.rows}
+        self._cells_of = {key: cells for key, cells in self._cells_of.items() if key in live}
+        wanted = {str(row.path): self._cells(row) for row in rows}
+        shown, table = self._shown, self.table
+        current = self.current_path()
+        if shown is None or len(shown.keys() ^ wanted.keys()) > MAX_ROW_CHANGES:
             table.clear()
-            for row in rows:
-                table.add_row(*self._cells(row), key=str(row.path))
-            if current is not None:
-                for index, row in enumerate(rows):
-                    if row.path == current:
-                        table.move_cursor(row=index, animate=False)
-                        break
-            self._shown = shown
+            for key, cells in wanted.items():
+                table.add_row(*cells, key=key)
+        else:
+            for key in shown.keys() - wanted.keys():
+                table.remove_row(key)
+            for key, cells in wanted.items():
+                old = shown.get(key)
+                if old is None:
+                    table.add_row(*cells, key=key)
+                elif old is not cells:
+                    table.update_cells(key, {c: v for c, v, o in zip(CELL_KEYS, cells, old, strict=True) if v != o})
+            edited = [key for key in shown if key in wanted] + [key for key in wanted if key not in shown]
+            if edited != list(wanted):
+                table.reorder(list(wanted))
+        if current is not None and str(current) in wanted:
+            index = list(wanted).index(str(current))
+            if index != table.cursor_row:
+                table.move_cursor(row=index, animate=False)
+        self._shown = wanted
         self._update_title()
 
     def _update_title(self) -> None:
-        total, shown = len(self.rows), len(self.visible_rows())
+        total, shown = len(self.rows), self._visible_count
         counts: dict[str, int] = {}
         for row in self.rows:
             counts[row.status] = counts.get(row.status, 0) + 1
-        title = Text.assemble(("idmm ", "bold"), ("runs ", ""), (str(self.app.runs_dir), "dim"))
+        title = Text.assemble(("idmm ", "bold"), ("runs ", ""), (str(self.dashboard.runs_dir), "dim"))
         title.append(f"   {total} run{'s' if total != 1 else ''}")
         for status in ("running", "completed", "interrupted", "failed"):
             if counts.get(status):
@@ -219,14 +235,15 @@ class RunsScreen(Screen):
             title.append(f"   {len(self.marked)} marked", style="bold magenta")
         if self.error:
             title.append(f"   {self.error}", style="bold red")
-        self.query_one("#runs-title", Static).update(title)
+        self.query_one("#runs-title", TextPane).show(title)
         empty = self.query_one("#runs-empty", Static)
         if not self.scanned:
             empty.update("scanning…")
         elif not total:
+            runs_dir = self.dashboard.runs_dir
             empty.update(
-                f"No runs in {self.app.runs_dir} yet.\nPress n to launch one, or run in another terminal:"
-                f"\n  idmm run recipes/demo.toml --runs-dir {self.app.runs_dir}"
+                f"No runs in {runs_dir} yet.\nPress n to launch one, or run in another terminal:"
+                f"\n  idmm run recipes/demo.toml --runs-dir {runs_dir}"
             )
         elif not shown:
             empty.update("No run matches the filter (Esc clears it).")
@@ -257,7 +274,8 @@ class RunsScreen(Screen):
 
     def set_sort(self, column: str, reverse: bool) -> None:
         self.sort_column, self.sort_reverse = column, reverse
-        self._add_columns()
+        if not self.table.relabel(self._labels()):  # the rows stay; refresh_table reorders them
+            self._add_columns()
         self.refresh_table()
 
     def action_sort(self) -> None:
@@ -271,7 +289,7 @@ class RunsScreen(Screen):
     def action_open(self) -> None:
         path = self.current_path()
         if path is not None:
-            self.app.open_run(path)
+            self.post_message(OpenRun(path))
 
     def action_mark(self) -> None:
         path = self.current_path()
@@ -290,7 +308,7 @@ class RunsScreen(Screen):
         if len(paths) < 2:
             self.notify("Mark two or more runs with Space, then press c.", title="Compare", severity="warning")
             return
-        self.app.open_compare(paths)
+        self.post_message(OpenCompare(paths))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -321,20 +339,20 @@ class RunsScreen(Screen):
             self.refresh_table()
 
     def action_launch(self) -> None:
-        self.app.open_launch()
+        self.post_message(OpenLaunch())
 
     def action_zoo(self) -> None:
-        self.app.open_zoo()
+        self.post_message(OpenZoo())
 
     def action_push(self) -> None:
-        self.app.open_zoo(push_run=self.current_path())
+        self.post_message(OpenZoo(push_run=self.current_path()))
 
     def action_stop(self) -> None:
         path = self.current_path()
         if path is not None:
-            self.app.confirm_stop(path, self.summaries.get(path, {}))
+            self.post_message(StopRequested(path, self.summaries.get(path, {})))
 
     def action_resume(self) -> None:
         path = self.current_path()
         if path is not None:
-            self.app.resume(path, self.summaries.get(path, {}))
+            self.post_message(ResumeRequested(path, self.summaries.get(path, {})))

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, RichLog, Select, Static
 
 from idmm_tui.errors import IdmmError
 from idmm_tui.runs.store import finished_stages
+from idmm_tui.tui.format import text
 from idmm_tui.tui.messages import ZooDone, ZooProgress
-from idmm_tui.tui.model import text
-
-if TYPE_CHECKING:
-    from idmm_tui.tui.app import IdmmApp
+from idmm_tui.tui.screens.base import DashboardScreen
 
 STATUS_STYLE = {"published": "green", "local-only": "cyan", "not-published": "dim", "local": "bold cyan"}
 
@@ -118,8 +116,12 @@ class PushScreen(ModalScreen[dict | None]):
         )
 
 
-class ZooScreen(Screen):
+class ZooScreen(DashboardScreen):
     """The catalogue and the local registry."""
+
+    HELP_TITLE = "Zoo"
+    HELP_ORDER = 50
+    COMMAND = "Zoo"
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the runs table"),
@@ -129,8 +131,6 @@ class ZooScreen(Screen):
         Binding("g", "reload", "Reload", tooltip="reload the catalogue and the local registry"),
     ]
     AUTO_FOCUS = "#zoo-table"
-
-    app: IdmmApp
 
     def __init__(self, push_run: Path | None = None) -> None:
         super().__init__()
@@ -187,7 +187,7 @@ class ZooScreen(Screen):
             elif action == "push":
                 result = ops.push_run(
                     kwargs["run"],
-                    runs_dir=self.app.runs_dir,
+                    runs_dir=self.dashboard.runs_dir,
                     stage=kwargs.get("stage"),
                     name=kwargs.get("name"),
                     repo=kwargs.get("repo"),
@@ -345,7 +345,7 @@ class ZooScreen(Screen):
     def action_push(self, selected: Path | None = None) -> None:
         from idmm_tui.runs.store import list_runs
 
-        runs = [(run.path, run.read_summary()) for run in list_runs(self.app.runs_dir)]
+        runs = [(run.path, run.read_summary()) for run in list_runs(self.dashboard.runs_dir)]
 
         def chosen(choice: dict | None) -> None:
             if choice:
