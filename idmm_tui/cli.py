@@ -228,10 +228,10 @@ def runs_list(
 ) -> None:
     """Every run under the runs directory, newest first (a run whose summary.json cannot be read is
     listed as unreadable, with the reason)."""
-    from idmm_tui.runs.store import UNREADABLE, effective_status, list_runs, summary_or_problem
+    from idmm_tui.runs.store import UNREADABLE, check_runs_dir, effective_status, list_runs, summary_or_problem
 
     rows = []
-    for run in list_runs(_runs_dir(runs_dir)):
+    for run in list_runs(check_runs_dir(_runs_dir(runs_dir))):
         s, problem = summary_or_problem(run)
         current = s.get("current") or {}
         rows.append(

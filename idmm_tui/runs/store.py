@@ -505,9 +505,8 @@ def list_runs(runs_dir: Path) -> list[RunDir]:
     summary.json that cannot be read: see :func:`summary_or_problem`), so that a listing names them
     instead of dropping them.
     """
-    check_runs_dir(runs_dir)
     if not runs_dir.is_dir():
-        return []
+        return []  # (the CLI says when it is a file: check_runs_dir)
     try:
         entries = sorted(runs_dir.iterdir())
     except OSError as exc:
