@@ -274,7 +274,7 @@ def push_folder(hub: Hub, folder: Path, repo: str, *, private: bool = False, mes
         info = api.create_commit(
             repo, ops, commit_message=message or "Upload model with idmm zoo push", repo_type="model"
         )
-    return Pushed(repo, info.oid, str(info.commit_url))
+    return Pushed(repo, info.oid, redact_url(str(info.commit_url)))  # built from the endpoint: no credentials
 
 
 @dataclass(frozen=True)
