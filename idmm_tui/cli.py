@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from idmm_tui import __version__
 from idmm_tui.cli_common import RunsDirOpt, err
 from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.cli_eval import eval_app, viz_app
 from idmm_tui.cli_experiments import register as register_experiments
 from idmm_tui.cli_zoo import zoo_app
-from idmm_tui.errors import IdmmError, UsageError
+from idmm_tui.errors import BUG_EXIT, INTERRUPTED_EXIT, FilesystemError, UsageError, as_user_error, describe_os_error
+from idmm_tui.textsafe import redact_text, safe_markup
 
 app = typer.Typer(
     name="idmm",
@@ -101,7 +103,7 @@ def run_cmd(
         previous_handlers = _install_signal_handlers(stop)
         if place.is_main:
             err.print(
-                f"[bold]run[/] {run.path}  ({'resumed' if resume else 'new'}; device {place.device}"
+                f"[bold]run[/] {safe_markup(run.path)}  ({'resumed' if resume else 'new'}; device {place.device}"
                 f"{f', {place.world_size} processes' if place.distributed else ''})"
             )
         reporter = make_reporter(err, enabled=place.is_main)
@@ -110,15 +112,22 @@ def run_cmd(
                 summary = execute(run, resolved, place, reporter=reporter, stop=stop, resume_state=state)
         except RunInterrupted:
             if place.is_main:
-                err.print(f"[yellow]interrupted[/]: checkpoint kept. Resume with: idmm run --resume {run.path}")
+                err.print(
+                    f"[yellow]interrupted[/]: checkpoint kept. Resume with: idmm run --resume {safe_markup(run.path)}"
+                )
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
             if place.is_main:
                 err.print(
                     f"[yellow]interrupted[/] (forced): resume from the last checkpoint with: "
-                    f"idmm run --resume {run.path}"
+                    f"idmm run --resume {safe_markup(run.path)}"
                 )
             raise typer.Exit(130) from None
+        except OSError as exc:  # a full or read-only disk while training: the checkpoint before it is intact
+            what = describe_os_error(exc, f"run {run.path} stopped: writing its files failed")
+            raise FilesystemError(
+                f"{what}; its last checkpoint is intact: once fixed, resume with: idmm run --resume {run.path}"
+            ) from None
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
@@ -142,13 +151,17 @@ def _create_on_main(place, recipe: Path, overrides: list[str], runs_dir: Path, n
     import torch.distributed as dist
 
     message: list[Any] = [None]
+    failure: BaseException | None = None
     if place.is_main:
         try:
             created = create_run(recipe, overrides, runs_dir, name, world_size=place.world_size, group=group)
             message = [str(created[0].path)]
-        except IdmmError as exc:
-            message = [f"error:{exc}"]
+        except Exception as exc:  # every rank must learn of it, or the others wait forever
+            failure = exc
+            message = [f"error:{as_user_error(exc) or exc}"]
     dist.broadcast_object_list(message, src=0)
+    if failure is not None:
+        raise failure
     if message[0].startswith("error:"):
         raise UsageError(message[0].removeprefix("error:"))
     run = open_run_dir(Path(message[0]))
@@ -174,13 +187,14 @@ def _install_signal_handlers(stop) -> dict:
 
 
 def _print_summary(summary: dict[str, Any], path: Path) -> None:
-    table = Table(title=f"run {summary.get('name')}: {summary.get('status')}", title_justify="left")
+    title = f"run {safe_markup(summary.get('name'))}: {safe_markup(summary.get('status'))}"
+    table = Table(title=title, title_justify="left")
     for col in ("stage", "kind", "res", "epochs", "loss", "test_acc", "img/s"):
         table.add_column(col, justify="right" if col not in ("stage", "kind") else "left")
-    for stage_name, s in summary.get("stages", {}).items():
+    for stage_name, s in (summary.get("stages") or {}).items():
         table.add_row(
-            stage_name,
-            s.get("kind", ""),
+            safe_markup(stage_name),
+            safe_markup(s.get("kind", "")),
             str(s.get("resolution", "")),
             str(s.get("epochs", "")),
             _fmt(s.get("loss")),
@@ -189,7 +203,9 @@ def _print_summary(summary: dict[str, Any], path: Path) -> None:
         )
     Console().print(table)
     Console().print(
-        f"test_acc [bold]{_fmt(summary.get('test_acc'))}[/]  wall {summary.get('wall_time_s')} s  run dir {path}"
+        f"test_acc [bold]{_fmt(summary.get('test_acc'))}[/]  wall {summary.get('wall_time_s')} s  "
+        f"run dir {safe_markup(path)}",
+        highlight=False,
     )
 
 
@@ -210,18 +226,19 @@ def runs_list(
     runs_dir: RunsDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Every run under the runs directory, newest first."""
-    from idmm_tui.runs.store import effective_status, list_runs
+    """Every run under the runs directory, newest first (a run whose summary.json cannot be read is
+    listed as unreadable, with the reason)."""
+    from idmm_tui.runs.store import UNREADABLE, check_runs_dir, effective_status, list_runs, summary_or_problem
 
     rows = []
-    for run in list_runs(_runs_dir(runs_dir)):
-        s = run.read_summary()
+    for run in list_runs(check_runs_dir(_runs_dir(runs_dir))):
+        s, problem = summary_or_problem(run)
         current = s.get("current") or {}
         rows.append(
             {
                 "name": run.name,
                 "path": str(run.path),
-                "status": effective_status(s),
+                "status": UNREADABLE if problem else effective_status(s),
                 "backbone": s.get("backbone"),
                 "dataset": s.get("dataset"),
                 "method": s.get("method"),
@@ -230,30 +247,41 @@ def runs_list(
                 "test_acc": s.get("test_acc"),
                 "started_at": s.get("started_at"),
                 "wall_time_s": s.get("wall_time_s"),
+                **({"reason": problem} if problem else {}),
             }
         )
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if not rows:
-        err.print(f"no runs in {_runs_dir(runs_dir)} (start one with: idmm run recipes/demo.toml)")
+        err.print(f"no runs in {escape(str(_runs_dir(runs_dir)))} (start one with: idmm run recipes/demo.toml)")
         return
     table = Table()
     for col in ("name", "status", "backbone", "dataset", "method", "stage", "epoch", "test_acc", "wall s"):
         table.add_column(col)
     for r in rows:
+        if "reason" in r:
+            status = f"[red]{UNREADABLE}[/]: {safe_markup(r['reason'])}"
+            table.add_row(safe_markup(r["name"]), status, "", "", "", "", "", "", "")
+            continue
         table.add_row(
-            r["name"],
-            r["status"] or "?",
-            r["backbone"] or "",
-            r["dataset"] or "",
-            r["method"] or "",
-            r["stage"] or "",
+            safe_markup(r["name"]),
+            safe_markup(r["status"] or "?"),
+            safe_markup(r["backbone"] or ""),
+            safe_markup(r["dataset"] or ""),
+            safe_markup(r["method"] or ""),
+            safe_markup(r["stage"] or ""),
             _fmt(r["epoch"]),
             _fmt(r["test_acc"]),
             _fmt(r["wall_time_s"], 0),
         )
     Console().print(table)
+    unreadable = sum("reason" in r for r in rows)
+    if unreadable:
+        err.print(
+            f"[yellow]warning:[/] {unreadable} run(s) have a summary.json that cannot be read (see the status column)",
+            highlight=False,
+        )
 
 
 @runs_app.command("show")
@@ -266,18 +294,22 @@ def runs_show(
     from idmm_tui.runs.store import resolve_run
 
     rd = resolve_run(run, _runs_dir(runs_dir))
-    summary = rd.read_summary()
+    summary = rd.load_summary()
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     _print_summary(summary, rd.path)
     plan = ", ".join(f"{p['name']} ({p['epochs']} ep @ {p['resolution']}px)" for p in summary.get("plan", []))
+    Console().print(safe_markup(f"plan: {plan}"), highlight=False)
     Console().print(
-        f"plan: {plan}\nbackbone {summary.get('backbone')}  dataset {summary.get('dataset')}  "
-        f"method {summary.get('method')}  seed {summary.get('seed')}"
+        safe_markup(
+            f"backbone {summary.get('backbone')}  dataset {summary.get('dataset')}  "
+            f"method {summary.get('method')}  seed {summary.get('seed')}"
+        ),
+        highlight=False,
     )
     if summary.get("error"):
-        Console().print(f"[red]error:[/] {escape(str(summary['error']))}")
+        Console().print(f"[red]error:[/] {safe_markup(summary['error'])}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,12 +490,39 @@ def methods_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one-line errors with meaningful exit codes."""
+    """Console-script entry point: the one error boundary of the command line.
+
+    Expected failures (:class:`IdmmError`, OS errors, text that is not UTF-8, …; see
+    :func:`idmm_tui.errors.as_user_error`) print one line — control characters escaped, credentials in
+    URLs redacted — and exit with the code the README documents. Anything else is a bug: its
+    traceback, then a line saying so (exit 70).
+    """
     try:
         app(args=argv, standalone_mode=True)
-    except IdmmError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]", highlight=False)
+        sys.exit(INTERRUPTED_EXIT)
+    except Exception as exc:
+        known = as_user_error(exc)
+        if known is None:
+            _report_bug(exc)
+            sys.exit(BUG_EXIT)
+        message = str(known) or type(known).__name__
+        err.print(f"[red]error:[/] {safe_markup(redact_text(message))}", highlight=False, soft_wrap=True)
+        sys.exit(known.exit_code)
+
+
+def _report_bug(exc: BaseException) -> None:
+    """A traceback, and a line saying that this is a bug in idmm (not something the user did)."""
+    import traceback
+
+    sys.stderr.write(redact_text("".join(traceback.format_exception(exc))))
+    err.print(
+        f"[red]error:[/] this is a bug in idmm {__version__} ({safe_markup(type(exc).__name__)}); please report it "
+        "with the traceback above and the command that led to it",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

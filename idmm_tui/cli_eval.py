@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from idmm_tui.cli_common import RunsDirOpt, err
+from idmm_tui.cli_common import RunsDirOpt, err, out_file
 from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.errors import UsageError
+from idmm_tui.textsafe import safe_markup
 
 eval_app = typer.Typer(
     help="Measure finished runs on frozen features (results go to <run>/eval/ and summary.json).",
@@ -198,6 +199,7 @@ def viz_tsne(
     """
     from idmm_tui.evaluation.jobs import tsne_view
 
+    out = out_file(out)
     rd = _open_run(run, runs_dir)
     with _Steps() as steps:
         view = tsne_view(
@@ -267,6 +269,7 @@ def viz_params(
     from idmm_tui.evaluation.plots import scatter_png
     from idmm_tui.experiments.groups import resolve_refs
 
+    out = out_file(out)
     runs, _ = resolve_refs(list(refs), _runs_dir(runs_dir))
     view = params_view(runs, metric)
     x_label = "backbone parameters (M" + (", log scale)" if view.log_x else ")")
@@ -289,8 +292,8 @@ def viz_params(
         table.add_column(col, justify="left" if col in ("backbone", "method") else "right")
     for p in view.table.points:
         table.add_row(
-            p.backbone,
-            p.method,
+            safe_markup(p.backbone),
+            safe_markup(p.method),
             f"{p.params / 1e6:.2f}",
             f"{p.value:.2f}",
             "–" if p.std is None else f"{p.std:.2f}",
@@ -298,6 +301,6 @@ def viz_params(
         )
     Console().print(table)
     for s in view.table.skipped:
-        err.print(f"left out {s['run']}: {s['reason']}", highlight=False, soft_wrap=True)
+        err.print(f"left out {safe_markup(s['run'])}: {safe_markup(s['reason'])}", highlight=False, soft_wrap=True)
     if out is not None:
         err.print(f"written: {out}", highlight=False, soft_wrap=True)

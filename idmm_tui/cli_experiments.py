@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from idmm_tui.cli_common import RunsDirOpt, err
+from idmm_tui.cli_common import RunsDirOpt, err, out_file
 from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.errors import UsageError
+from idmm_tui.textsafe import safe_markup
 
 _ACTION_STYLE = {"start": "green", "resume": "yellow", "skip": "dim", "busy": "magenta"}
 _OUTCOME_STYLE = {
@@ -96,10 +96,19 @@ def sweep_cmd(
       idmm sweep --group methods-demo     (re-run a sweep by name)
     """
     from idmm_tui.experiments.groups import load_group
-    from idmm_tui.experiments.sweep import SweepSpec, parse_axis, parse_seeds, prepare, render_command, run_sweep
+    from idmm_tui.experiments.sweep import (
+        SweepSpec,
+        parse_axis,
+        parse_launcher,
+        parse_seeds,
+        prepare,
+        render_command,
+        run_sweep,
+    )
     from idmm_tui.recipe import load_recipe
 
     root = _runs_dir(runs_dir)
+    launch = parse_launcher(launcher)
     if recipe is None:
         if not group:
             raise UsageError("give a RECIPE (and --axis …) to start a sweep, or --group NAME to re-run one")
@@ -134,11 +143,10 @@ def sweep_cmd(
                 + "\n"
             )
         return
-    launch = shlex.split(launcher) if launcher else None
 
     def announce(index, total, cp, command):
-        err.rule(f"[bold]{index}/{total}[/] {cp.cell.name} ({cp.action})")
-        err.print(f"[dim]{render_command(command)}[/]", highlight=False, soft_wrap=True)
+        err.rule(f"[bold]{index}/{total}[/] {safe_markup(cp.cell.name)} ({cp.action})")
+        err.print(f"[dim]{safe_markup(render_command(command))}[/]", highlight=False, soft_wrap=True)
 
     results = run_sweep(group_obj, plans, launcher=launch, announce=announce, fail_fast=fail_fast)
     pending = len(plans) - len(results)
@@ -162,12 +170,17 @@ def sweep_cmd(
 
 
 def _print_plan(group, plans) -> None:
-    table = Table(title=f"sweep {group.name}: {len(plans)} cells ({group.manifest})", title_justify="left")
+    table = Table(
+        title=f"sweep {safe_markup(group.name)}: {len(plans)} cells ({safe_markup(group.manifest)})",
+        title_justify="left",
+    )
     for col in ("#", "cell", "role", "action", "note"):
         table.add_column(col)
     for i, p in enumerate(plans, start=1):
         style = _ACTION_STYLE.get(p.action, "")
-        table.add_row(str(i), p.cell.name, p.cell.role, f"[{style}]{p.action}[/]", p.detail)
+        table.add_row(
+            str(i), safe_markup(p.cell.name), safe_markup(p.cell.role), f"[{style}]{p.action}[/]", safe_markup(p.detail)
+        )
     err.print(table)
 
 
@@ -177,7 +190,7 @@ def _print_results(name: str, results, pending: int) -> None:
         table.add_column(col)
     for r in results:
         style = _OUTCOME_STYLE.get(r.outcome, "")
-        table.add_row(r.cell.name, f"[{style}]{r.outcome}[/]", r.detail)
+        table.add_row(safe_markup(r.cell.name), f"[{style}]{r.outcome}[/]", safe_markup(r.detail))
     err.print(table)
     if pending:
         err.print(f"{pending} cell(s) not started")
@@ -247,6 +260,7 @@ def report_cmd(
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
     if layout not in ("auto", "rows"):
         raise UsageError(f"--layout {layout!r}: choose auto or rows")
+    out = out_file(out)
     runs, groups = resolve_refs(refs, _runs_dir(runs_dir))
     if not runs:
         raise UsageError(f"no runs in {', '.join(refs)} yet (start the sweep, or check --runs-dir)")
@@ -273,26 +287,26 @@ def report_cmd(
 
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, writer(report))
-        err.print(f"wrote {out}")
+        err.print(f"wrote {safe_markup(out)}", highlight=False)
 
 
 def _print_report(report) -> None:
     from idmm_tui.experiments.report import cell_text, column_title, corner_title
 
-    table = Table(title=report.title, title_justify="left")
-    table.add_column(corner_title(report), style="bold")
+    table = Table(title=safe_markup(report.title), title_justify="left")
+    table.add_column(safe_markup(corner_title(report)), style="bold")
     for col in report.cols:
-        table.add_column(column_title(report, col), justify="right")
+        table.add_column(safe_markup(column_title(report, col)), justify="right")
     best = _best_per_column(report)
     for row in report.rows:
         cells = []
         for col in report.cols:
-            text = cell_text(report, row, col)
+            text = safe_markup(cell_text(report, row, col))
             cells.append(f"[bold green]{text}[/]" if best.get(col) == row else text)
-        table.add_row(row, *cells)
+        table.add_row(safe_markup(row), *cells)
     Console().print(table)
     for note in report.notes:
-        Console().print(note, style="dim", highlight=False)
+        Console().print(safe_markup(note), style="dim", highlight=False)
 
 
 def _best_per_column(report) -> dict[str, str]:

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from idmm_tui.textsafe import redact_text, safe_markup
+
 zoo_app = typer.Typer(
     help=(
         "Share and reuse trained models: a local registry ($IDMM_ZOO_DIR, default ~/.cache/idmm/zoo), "
@@ -36,7 +38,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output o
 
 
 def _say(text: str) -> None:
-    err.print(text, highlight=False, soft_wrap=True)
+    err.print(safe_markup(redact_text(text)), highlight=False, soft_wrap=True)
+
+
+def _s(value: Any) -> str:
+    """A value from a model's files, safe as a table cell or in a line (no control codes, no markup)."""
+    return safe_markup(value)
 
 
 def _wide_console() -> Console:
@@ -45,8 +52,8 @@ def _wide_console() -> Console:
     return out if out.is_terminal else Console(width=220)
 
 
-def _fmt_metrics(metrics: dict[str, Any] | None) -> str:
-    if not metrics:
+def _fmt_metrics(metrics: Any) -> str:
+    if not metrics or not isinstance(metrics, dict):
         return "–"
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
@@ -75,16 +82,16 @@ def zoo_list(as_json: JsonOpt = False) -> None:
         if r.get("local") and r.get("status") != "local" and r.get("sha256") and not r.get("local_matches"):
             local = "yes (other weights)"
         table.add_row(
-            r["name"],
-            r.get("status") or "",
+            _s(r["name"]),
+            _s(r.get("status") or ""),
             local,
-            r.get("backbone") or "",
-            r.get("method") or "",
-            r.get("dataset") or "",
-            r.get("stage") or "",
-            str(r.get("resolution") or ""),
-            _fmt_metrics(r.get("metrics")),
-            r.get("repo") or "",
+            _s(r.get("backbone") or ""),
+            _s(r.get("method") or ""),
+            _s(r.get("dataset") or ""),
+            _s(r.get("stage") or ""),
+            _s(r.get("resolution") or ""),
+            _s(_fmt_metrics(r.get("metrics"))),
+            _s(r.get("repo") or ""),
         )
     _wide_console().print(table)
     _say(f"local registry: {default_zoo_dir()}")
@@ -104,48 +111,88 @@ def zoo_show(
         return
     out = _wide_console()
     entry, local = info["catalogue"], info["local"]
-    out.print(f"[bold]{name}[/]")
+    line = lambda text: out.print(safe_markup(text), highlight=False, soft_wrap=True)  # noqa: E731
+    out.print(f"[bold]{_s(name)}[/]")
     if entry:
-        out.print(
+        line(
             f"  catalogue: {entry['status']}  repo {entry['repo']}@{entry['revision']}  "
             f"{entry['backbone']} / {entry['method']} on {entry['dataset']}  stage {entry['stage']} "
-            f"({entry['kind']}) at {entry['resolution']} px",
-            highlight=False,
+            f"({entry['kind']}) at {entry['resolution']} px"
         )
-        out.print(f"  measured: {_fmt_metrics(entry['metrics'])}   sha256 {entry['sha256'] or '–'}", highlight=False)
+        line(f"  measured: {_fmt_metrics(entry['metrics'])}   sha256 {entry['sha256'] or '–'}")
         for key in ("recipe", "source_run", "paper", "notes"):
             if entry.get(key):
-                out.print(f"  {key}: {entry[key]}", highlight=False)
+                line(f"  {key}: {entry[key]}")
     else:
         out.print("  not in the catalogue")
     if local:
-        idmm, source = local["idmm"], local["source"]
-        out.print(f"  local: {local['path']}", highlight=False)
-        out.print(f"  files: {', '.join(f'{k} ({v:,} B)' for k, v in local['files'].items())}", highlight=False)
-        out.print(
-            f"  timm: {local['architecture']}  num_classes {local['num_classes']}  input {local['input_size']}",
-            highlight=False,
-        )
-        out.print(
+        idmm = local["idmm"] if isinstance(local["idmm"], dict) else {}
+        source = local["source"] if isinstance(local["source"], dict) else {}
+        line(f"  local: {local['path']}")
+        line(f"  files: {', '.join(f'{k} ({v:,} B)' for k, v in local['files'].items())}")
+        verified = "matches its recorded sha256" if local.get("verified") else "no sha256 recorded: not verified"
+        line(f"  weights sha256: {local.get('sha256') or '–'} ({verified})")
+        line(f"  timm: {local['architecture']}  num_classes {local['num_classes']}  input {local['input_size']}")
+        line(
             f"  idmm: {idmm.get('kind')} {idmm.get('backbone')} / {idmm.get('method')} on "
-            f"{idmm.get('dataset')}, stage {idmm.get('stage')}; metrics {_fmt_metrics(idmm.get('metrics'))}",
-            highlight=False,
+            f"{idmm.get('dataset')}, stage {idmm.get('stage')}; metrics {_fmt_metrics(idmm.get('metrics'))}"
         )
         origin = (
             f"pulled from {source.get('repo')}@{str(source.get('commit'))[:12]}"
             if source.get("origin") == "pull"
             else f"pushed from run {source.get('run_name')} stage {source.get('stage')}"
         )
-        published = source.get("published") or {}
+        published = source.get("published") if isinstance(source.get("published"), dict) else {}
         if published:
             origin += f"; published as {published.get('repo')}@{str(published.get('commit'))[:12]}"
-        out.print(f"  source: {origin}", highlight=False)
-        parent = idmm.get("parent") or {}
-        out.print(f"  parent: {parent.get('init') if parent else 'none (trained from scratch)'}", highlight=False)
+        line(f"  source: {origin}")
+        parent = idmm.get("parent") if isinstance(idmm.get("parent"), dict) else {}
+        line(f"  parent: {parent.get('init') if parent else 'none (trained from scratch)'}")
     elif entry and entry["status"] != "published":
         out.print(f"  not in the local registry ({entry['status']}: nothing to pull yet)")
     else:
-        out.print(f"  not in the local registry (fetch it with: idmm zoo pull {name})")
+        line(f"  not in the local registry (fetch it with: idmm zoo pull {name})")
+
+
+@zoo_app.command("verify")
+def zoo_verify(
+    name: Annotated[str | None, typer.Argument(help="local zoo model name \\[default: every local model]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check local models' weights against the sha256 each one records (exit 4 when one differs).
+
+    Weights are also checked whenever they are used (init = "zoo:NAME", zoo show, a pull's fallback);
+    this checks them all at once, re-reading every file.
+    """
+    from idmm_tui.zoo.ops import verify_models
+    from idmm_tui.zoo.registry import default_zoo_dir
+
+    rows = verify_models(name)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    elif not rows:
+        _say(f"no local zoo models in {default_zoo_dir()}")
+    else:
+        style = {"ok": "green", "mismatch": "bold red", "unreadable": "bold red", "unverifiable": "yellow"}
+        for r in rows:
+            detail = f"  {r['detail']}" if r["detail"] else ""
+            out = Console()
+            out.print(
+                f"[{style[r['status']]}]{r['status']:12s}[/] {_s(r['name'])}  sha256 {r['sha256'] or '–'}{_s(detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    bad = [r for r in rows if r["status"] in ("mismatch", "unreadable")]
+    if bad:
+        from idmm_tui.zoo.errors import IntegrityError
+
+        first = bad[0]
+        what = (
+            f"{first['path']} has sha256 {first['sha256']} but {first['detail']}"
+            if first["status"] == "mismatch"
+            else f"{first['path']} cannot be read ({first['detail']})"
+        )
+        raise IntegrityError(f"{len(bad)} of {len(rows)} local model(s) failed verification: {what}")
 
 
 @zoo_app.command("pull")

@@ -8,21 +8,44 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from idmm_tui.data.registry import get_dataset_spec, load_configured
 from idmm_tui.engine import checkpoint as ckpt
+from idmm_tui.engine.batches import bad_images_error, describe_bad_images, preflight_images
 from idmm_tui.engine.distributed import Placement
 from idmm_tui.engine.events import Reporter, RunInterrupted, StopRequest
 from idmm_tui.engine.trainer import Trainer
-from idmm_tui.errors import RecipeError, RunStateError, UsageError
+from idmm_tui.errors import (
+    CheckpointError,
+    CorruptFileError,
+    RecipeError,
+    RunStateError,
+    UsageError,
+    as_user_error,
+    filesystem_error,
+    not_utf8,
+)
+from idmm_tui.fsutil import read_text_file
 from idmm_tui.models.registry import check_resolution, get_backbone_spec
 from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, parse_saved_recipe, save_recipe, to_toml
-from idmm_tui.runs.store import LAST, RunDir, create_run_dir, effective_status, open_run_dir
+from idmm_tui.runs.store import (
+    LAST,
+    RunDir,
+    check_run_name,
+    check_runs_dir,
+    create_run_dir,
+    effective_status,
+    open_run_dir,
+    remove_stale_temps,
+    run_name_from,
+)
 from idmm_tui.runs.summary import new_summary
 from idmm_tui.stages import plan_stages, recipe_key
+from idmm_tui.textsafe import redact_text
 from idmm_tui.transfer import init_lineage, init_loader
 
 #: idmm versions whose mid-stage checkpoints this version cannot continue exactly (another steps-per-epoch).
@@ -57,7 +80,7 @@ def resolve(recipe: Recipe, source: str) -> Recipe:
 
 
 def default_run_name(recipe: Recipe, recipe_path: Path, runs_dir: Path) -> str:
-    stem = recipe.name or recipe_path.stem
+    stem = run_name_from(recipe.name or recipe_path.stem)
     base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     name, k = base, 2
     while (runs_dir / name).exists():
@@ -81,36 +104,55 @@ def create_run(
     """Validate everything, then create the run directory with its resolved recipe and summary."""
     recipe_path = Path(recipe_path)
     recipe = resolve_recipe(recipe_path, overrides)
+    if name is not None:
+        check_run_name(name)
+    check_runs_dir(runs_dir)
     if recipe.init:
-        init_loader(recipe.init)  # fail now on a bad init reference
-    # the dataset must be readable (or downloadable) before a directory is created
-    load_configured(recipe.data, "train")
+        init_loader(recipe.init)  # fail now on a bad init reference (or weights that fail their sha256)
+    # the dataset must be readable (or downloadable), its images decodable, before a directory is created
+    notes = []
     needs_test = any(s.kind == "finetune" for s in plan_stages(recipe)) or recipe.pretrain.knn_every > 0
-    if needs_test:
-        load_configured(recipe.data, "test")
+    for split in ("train", "test") if needs_test else ("train",):
+        images = load_configured(recipe.data, split)
+        bad = preflight_images(images, split)
+        if bad and not recipe.data.skip_bad_images:
+            raise bad_images_error(bad, split)
+        if bad:
+            notes.append(f"{split}: {describe_bad_images(bad)}; skipped (data.skip_bad_images = true)")
     run = create_run_dir(runs_dir, name or default_run_name(recipe, recipe_path, runs_dir))
-    save_recipe(recipe, run.recipe)
-    summary = new_summary(run, recipe, recipe_digest(to_toml(recipe)), plan_stages(recipe), world_size)
-    summary["recipe_source"] = str(recipe_path)
-    summary["overrides"] = list(overrides)
-    summary["lineage"] = init_lineage(recipe.init)  # the parent as it is now (zoo name, repo, sha256)
-    if group:
-        summary["group"] = group
-    run.write_summary(summary)
-    run.append_log(f"created from {recipe_path} {' '.join('--set ' + o for o in overrides)}".rstrip())
+    try:
+        save_recipe(recipe, run.recipe)
+        summary = new_summary(run, recipe, recipe_digest(to_toml(recipe)), plan_stages(recipe), world_size)
+        summary["recipe_source"] = str(recipe_path)
+        summary["overrides"] = list(overrides)
+        summary["lineage"] = init_lineage(recipe.init)  # the parent as it is now (zoo name, repo, sha256)
+        if group:
+            summary["group"] = group
+        run.write_summary(summary)
+        run.append_log(f"created from {recipe_path} {' '.join('--set ' + o for o in overrides)}".rstrip())
+        for note in notes:
+            run.append_log(note)
+    except BaseException as exc:  # a full disk, say: leave no half-made run directory behind
+        shutil.rmtree(run.path, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise filesystem_error(exc, f"cannot write run directory {run.path}") from None
+        raise
     return run, recipe
 
 
 def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | None]:
     """The run, its recipe and its last checkpoint state; refuses finished, live or foreign runs."""
     run = open_run_dir(Path(path).expanduser())
-    summary = run.read_summary()
+    summary = run.load_summary()
     status = summary.get("status")
     if status == "completed":
         raise RunStateError(f"run {run.path} already completed (test_acc={summary.get('test_acc')}); nothing to resume")
     if status == "running" and effective_status(summary) == "running" and summary.get("pid") != os.getpid():
         raise RunStateError(f"run {run.path} is still running (pid {summary.get('pid')}); stop it first")
-    text = run.recipe.read_text(encoding="utf-8")
+    try:
+        text = read_text_file(run.recipe)
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{run.recipe} is {not_utf8(exc)}; it cannot be the recipe this run saved") from None
     modified = bool(summary.get("recipe_sha256")) and recipe_digest(text) != summary["recipe_sha256"]
     try:
         recipe = parse_saved_recipe(text, str(run.recipe))
@@ -123,9 +165,12 @@ def open_for_resume(path: str | Path) -> tuple[RunDir, Recipe, dict[str, Any] | 
             f"{run.recipe} was modified after the run started; resuming would not reproduce it. "
             "Start a new run from the edited recipe instead"
         )
+    for folder in (run.path, run.checkpoints, run.path / "eval"):
+        remove_stale_temps(folder)  # left by writes that a kill -9 interrupted; nobody else writes here now
     state = None
     if run.checkpoint(LAST).with_suffix(".json").exists():
-        state = ckpt.read_state(run.checkpoint(LAST))
+        state = ckpt.read_resume_state(run.checkpoint(LAST))
+        check_resume_position(run, recipe, state)
         made_by = summary.get("idmm_version")
         if made_by in PROTOCOL_BEFORE and not state.get("stage_done"):
             raise RunStateError(
@@ -165,8 +210,33 @@ def execute(
         return trainer.fit(resume_state)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed"
-        message = str(exc) or type(exc).__name__
-        trainer.update_summary(status=status, error=None if status == "interrupted" else message, pid=None)
-        if place.is_main:
-            run.append_log(f"run {status}: {message}")
+        known = as_user_error(exc) if isinstance(exc, Exception) else None
+        message = redact_text(str(known or exc) or type(exc).__name__)
+        try:  # best effort: the disk may be full or read-only now, and the first error is the one to tell
+            trainer.update_summary(
+                status=status, error=None if status == "interrupted" else message, pid=None, pid_start=None
+            )
+            if place.is_main:
+                run.append_log(f"run {status}: {message}")
+        except OSError:
+            pass
         raise
+
+
+def check_resume_position(run: RunDir, recipe: Recipe, state: dict[str, Any]) -> None:
+    """The checkpoint's position must be one of the run's stages (else resuming would "complete" a run
+    that never trained): CheckpointError naming what the checkpoint says and what the plan has."""
+    stages = plan_stages(recipe)
+    index = state["stage_index"] - 1 if state["stage_done"] else state["stage_index"]
+    names = ", ".join(f"{s.index}: {s.name}" for s in stages) or "none"
+    where = run.checkpoint(LAST).with_suffix(".json")
+    if not 0 <= index < len(stages) or stages[index].name != state["stage"]:
+        raise CheckpointError(
+            f"{where} names stage {state['stage']!r} at position {index}, but the run's plan has [{names}]: "
+            "it does not belong to this run's recipe; not resumed"
+        )
+    stage = stages[index]
+    if not state["stage_done"] and state["epoch"] > stage.cfg.epochs:
+        raise CheckpointError(
+            f"{where} is at epoch {state['epoch']} of stage {stage.name!r}, which has {stage.cfg.epochs}; not resumed"
+        )

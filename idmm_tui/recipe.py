@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, WrapValidator, model_validator
 
-from idmm_tui.errors import RecipeError, UnknownNameError, suggest
+from idmm_tui.errors import RecipeError, UnknownNameError, describe_os_error, not_utf8, suggest
 
 #: ``pretrain.method`` of the random-init baseline: no pretraining stage at all.
 NO_PRETRAINING = "none"
@@ -44,6 +44,9 @@ class DataConfig(_Strict):
     classes: list[int] = Field(
         default_factory=list,
         description="keep only these class indices (relabelled 0..k-1 in this order); empty = all classes",
+    )
+    skip_bad_images: bool = Field(
+        False, description="leave out images that cannot be decoded (named in the run log) instead of stopping"
     )
 
 
@@ -231,13 +234,22 @@ class Recipe(_Strict):
 # loading, inheritance and overrides
 
 
+#: Recipes are small text files; a larger one, or one that is not a regular file (a FIFO, /dev/zero), is
+#: refused as it is opened, so a hostile path cannot make idmm wait or fill memory.
+MAX_RECIPE_BYTES = 1 << 20
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    from idmm_tui.fsutil import read_text_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path, MAX_RECIPE_BYTES)
     except FileNotFoundError:
         raise RecipeError(f"recipe not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: {not_utf8(exc)}; save the recipe as UTF-8") from None
     except OSError as exc:
-        raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
+        raise RecipeError(describe_os_error(exc, f"cannot read recipe {path}")) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

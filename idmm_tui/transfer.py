@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from idmm_tui.engine import checkpoint as ckpt
-from idmm_tui.errors import IdmmError, UsageError
-from idmm_tui.fsutil import sha256_file
+from idmm_tui.errors import CheckpointError, IdmmError, UsageError
+from idmm_tui.fsutil import sha256_cached, sha256_file
 from idmm_tui.runs.store import CHECKPOINTS, RunDir, read_json
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.")
@@ -38,8 +38,9 @@ def _as_two_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _last_stage_weights(run_path: Path) -> Path:
     run = RunDir(run_path)
-    summary = run.read_summary()
-    finished = [s["name"] for s in summary.get("plan", []) if s.get("name") in summary.get("stages", {})]
+    summary = run.load_summary()  # checked: a damaged summary is named, not misread
+    stages = summary.get("stages") or {}
+    finished = [s["name"] for s in summary.get("plan") or [] if s.get("name") in stages]
     if not finished:
         raise UsageError(f"init: run {run_path} has no finished stage to start from")
     return run.stage_weights(finished[-1])
@@ -57,6 +58,12 @@ def resolve_init_path(init: str) -> Path:
     path = Path(init).expanduser()
     if path.is_file() and path.suffix == ".safetensors":
         return path
+    if path.is_file():
+        raise UsageError(
+            f"init: {path} is a {path.suffix or 'suffix-less'} file; only safetensors weights are read (a pickled "
+            "checkpoint such as .pt/.pth/.bin can run code when loaded). Give 'zoo:NAME', a run directory, a model "
+            "folder with model.safetensors or a .safetensors file (convert with safetensors.torch.save_file)"
+        )
     if path.is_dir():
         if (path / "summary.json").is_file():
             return _last_stage_weights(path)
@@ -68,14 +75,47 @@ def resolve_init_path(init: str) -> Path:
     )
 
 
+def expected_sha256(path: Path) -> tuple[str | None, str]:
+    """The sha256 that the weights at ``path`` must have and where it is recorded: a run's stage
+    checkpoint JSON, or a model folder's source.json / config.json; (None, "") when nothing records one."""
+    folder = path.parent
+    if folder.name == CHECKPOINTS and path.with_suffix(".json").is_file():
+        meta = ckpt.read_state(path.with_suffix(""))
+        return (meta.get("sha256") or None), str(path.with_suffix(".json"))
+    if path.name == "model.safetensors":
+        from idmm_tui.zoo.registry import recorded_sha256
+
+        records = recorded_sha256(folder)
+        values = {v for _, v in records}
+        if len(values) > 1:
+            raise CheckpointError(
+                f"init: {folder} records two different sha256 for its weights ({', '.join(sorted(values))}); refused"
+            )
+        if records:
+            return records[0][1], records[0][0]
+    return None, ""
+
+
 def init_loader(init: str) -> Callable[[], dict[str, torch.Tensor]]:
-    """A loader for the ``init`` weights; resolves (and validates) the reference now."""
+    """A loader for the ``init`` weights; resolves (and validates) the reference now.
+
+    Weights whose folder records a sha256 (zoo models, exported folders, a run's stage checkpoint) are
+    checked now, and again as they are loaded: a file that changed on disk is refused, naming both hashes.
+    """
     path = resolve_init_path(init)
     if not path.is_file():
         raise UsageError(f"init: weights file {path} does not exist")
+    expected, where = expected_sha256(path)
+    if expected is not None:
+        actual = sha256_cached(path)
+        if actual != expected:
+            raise CheckpointError(
+                f"init {init}: {path} has sha256 {actual} but {where} records {expected}: the weights changed "
+                "after they were written; refused"
+            )
 
     def load() -> dict[str, torch.Tensor]:
-        return _as_two_part(ckpt.load_weights(path))
+        return _as_two_part(ckpt.load_weights(path, expected_sha256=expected, recorded_in=where))
 
     return load
 

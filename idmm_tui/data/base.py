@@ -28,7 +28,8 @@ class LabeledImages(Protocol):
     Small in-memory datasets of equal-size images may also offer ``tensors``:
     ``(uint8 [N, C, H, W] with C in {1, 3}, int64 labels [N])`` (read it with
     ``getattr(ds, "tensors", None)``), and datasets of files ``image_size(i) -> (h, w) | None``,
-    read from the file's header (lets the image bank avoid storing small images larger than they are).
+    read from the file's header (lets the image bank avoid storing small images larger than they are),
+    and ``image_path(i) -> Path`` (names a file that cannot be decoded; see :func:`image_path_of`).
     """
 
     classes: list[str]
@@ -83,10 +84,30 @@ def find_dir(root: Path, folder: str, marker: str) -> Path | None:
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image (mode and size untouched), closing the file."""
-    with Image.open(path) as img:
+    """Open and fully decode an image (mode and size untouched), closing the file.
+
+    Only regular files are opened (a FIFO named ``x.jpg`` would block forever): OSError otherwise."""
+    from idmm_tui.fsutil import open_regular
+
+    with open_regular(Path(path)) as handle, Image.open(handle) as img:
         img.load()
         return img
+
+
+def image_path_of(ds: Any, i: int) -> Path | None:
+    """The file of image ``i`` of a dataset, when it says (``image_path``, or the file lists of
+    torchvision's datasets); None for in-memory data or when it cannot tell."""
+    method = getattr(ds, "image_path", None)
+    if callable(method):
+        return method(i)
+    for attr in ("files", "_image_files", "_images", "images"):
+        files = getattr(ds, attr, None)
+        if isinstance(files, list) and len(files) == len(ds) and isinstance(files[i] if files else None, str | Path):
+            return Path(files[i])
+    samples = getattr(ds, "samples", None) or getattr(ds, "_samples", None)
+    if isinstance(samples, list) and len(samples) == len(ds) and isinstance(samples[i], tuple):
+        return Path(samples[i][0])
+    return None
 
 
 def read_lines(path: Path) -> list[str]:
@@ -112,10 +133,15 @@ class FileListDataset:
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         return open_image(self.files[i]), self.labels[i]
 
+    def image_path(self, i: int) -> Path:
+        return Path(self.files[i])
+
     def image_size(self, i: int) -> tuple[int, int] | None:
         """(height, width) of image ``i`` from its header (no decoding); None when unreadable."""
+        from idmm_tui.fsutil import open_regular
+
         try:
-            with Image.open(self.files[i]) as img:
+            with open_regular(Path(self.files[i])) as handle, Image.open(handle) as img:
                 return img.height, img.width
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
@@ -174,6 +200,11 @@ class RelabeledConcat:
         mapping = self.label_maps[k]
         return img, int(mapping[label] if mapping is not None else label)
 
+    def image_path(self, i: int) -> Path | None:
+        k = bisect.bisect_right(self._ends, i)
+        start = self._ends[k - 1] if k else 0
+        return image_path_of(self.parts[k], i - start)
+
 
 class ClassSubset:
     """The images of some classes of a dataset, relabelled 0..k-1 in the order the classes are given.
@@ -211,6 +242,9 @@ class ClassSubset:
     def image_size(self, i: int) -> tuple[int, int] | None:
         size = getattr(self.parent, "image_size", None)
         return size(self.indices[i]) if size is not None else None
+
+    def image_path(self, i: int) -> Path | None:
+        return image_path_of(self.parent, self.indices[i])
 
 
 def _labels_of(ds: LabeledImages) -> list[int]:

@@ -7,17 +7,19 @@ checks the hash first: a truncated or corrupt file is reported, never loaded.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from idmm_tui.errors import CheckpointError
-from idmm_tui.fsutil import atomic_write, atomic_write_json, sha256_file
+from idmm_tui.fsutil import atomic_write, atomic_write_json, read_text_file, sha256_file
 
 FORMAT = "idmm-checkpoint/1"
 
@@ -53,17 +55,88 @@ def weights_path(path_stem: Path, state: dict[str, Any]) -> Path:
     return Path(path_stem).parent / name
 
 
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+#: The type of each field a checkpoint's JSON may hold (stage weights and the resumable ``last``).
+STATE_FIELDS: dict[str, Any] = {
+    "format": _str,
+    "weights": _str,
+    "sha256": _str,
+    "stage": _str,
+    "kind": _str,
+    "backbone": _str,
+    "run": _str,
+    "saved_at": _str,
+    "resolution": lambda v: _int(v) and v > 0,
+    "num_classes": _int,
+    "classes": lambda v: isinstance(v, list) and all(_str(c) for c in v),
+    "metrics": lambda v: isinstance(v, dict),
+    "stage_index": _int,
+    "stage_done": lambda v: isinstance(v, bool),
+    "epoch": _int,
+    "step_in_epoch": _int,
+    "global_step": _int,
+    "wall_time_s": lambda v: _num(v) and v >= 0,
+    "world_size": lambda v: _int(v) and v >= 1,
+    "accumulators": lambda v: isinstance(v, dict) and all(_num(x) for x in v.values()),
+}
+#: What a resumable checkpoint must hold.
+RESUME_FIELDS = ("stage", "stage_index", "stage_done", "epoch", "step_in_epoch", "global_step", "accumulators")
+_ACCUMULATORS = (
+    "epoch_loss",
+    "epoch_steps",
+    "epoch_images",
+    "epoch_time",
+    "window_loss",
+    "window_steps",
+    "window_images",
+    "window_time",
+)
+
+
 def read_state(path_stem: Path) -> dict[str, Any]:
-    """The JSON trainer state of a checkpoint (CheckpointError when missing or unreadable)."""
+    """The JSON trainer state of a checkpoint (CheckpointError when missing, unreadable or of the wrong shape)."""
     meta_path = Path(path_stem).with_suffix(".json")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_text_file(meta_path))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint state {meta_path} is missing") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise CheckpointError(f"checkpoint state {meta_path} is unreadable ({exc}); not loaded") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path} is not an idmm checkpoint (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{meta_path} is not an idmm checkpoint (format {shown!r})")
+    bad = [k for k, check in STATE_FIELDS.items() if k in meta and not check(meta[k])]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint state {meta_path} is damaged: {', '.join(repr(k) for k in bad)} "
+            f"{'has' if len(bad) == 1 else 'have'} the wrong type or value; not loaded"
+        )
+    return meta
+
+
+def read_resume_state(path_stem: Path) -> dict[str, Any]:
+    """:func:`read_state` of a resumable checkpoint: every field a resume needs is there, of its type."""
+    meta = read_state(path_stem)
+    meta_path = Path(path_stem).with_suffix(".json")
+    missing = [k for k in RESUME_FIELDS if k not in meta]
+    accumulators = meta.get("accumulators")
+    if not missing and sorted(accumulators) != sorted(_ACCUMULATORS):
+        missing = ["accumulators." + k for k in sorted(set(_ACCUMULATORS) ^ set(accumulators))]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint state {meta_path} is damaged: it lacks or has extra {', '.join(missing)}; not resumed"
+        )
     return meta
 
 
@@ -86,15 +159,33 @@ def load_checkpoint(path_stem: Path, device: str | torch.device = "cpu") -> tupl
     return tensors, meta
 
 
-def load_weights(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Tensors of a bare safetensors file (e.g. a zoo model), with a clear error when it is damaged."""
+def load_weights(
+    path: Path, device: str | torch.device = "cpu", *, expected_sha256: str | None = None, recorded_in: str = ""
+) -> dict[str, torch.Tensor]:
+    """Tensors of a bare safetensors file (e.g. a zoo model), with a clear error when it is damaged.
+
+    With ``expected_sha256`` the bytes are hashed as they are read and loaded only when they match
+    (``recorded_in`` names where that hash comes from, for the message): what is checked is what is used.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} does not exist")
     try:
-        return load_file(str(path), device=str(device))
+        if expected_sha256 is None:
+            tensors = load_file(str(path), device=str(device))
+        else:
+            data = path.read_bytes()
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != expected_sha256:
+                where = f" {recorded_in}" if recorded_in else ""
+                raise CheckpointError(
+                    f"weights file {path} has sha256 {actual} but{where} records {expected_sha256}: it changed "
+                    "after it was written; not loaded"
+                )
+            tensors = {k: v.to(device) for k, v in load(data).items()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"weights file {path} is corrupt or not safetensors ({exc}); not loaded") from None
+    return tensors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,12 +36,12 @@ from idmm_tui.engine.sampling import rank_batches, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.seeding import derive_seed
 from idmm_tui.engine.views import crop_groups
-from idmm_tui.errors import CheckpointError, UsageError
+from idmm_tui.errors import CheckpointError, TrainingError, UsageError
 from idmm_tui.methods.base import Batch, Objective, get_method, unwrap
 from idmm_tui.methods.finetune import FINETUNE
 from idmm_tui.models.registry import create_backbone, load_backbone_state
 from idmm_tui.recipe import Recipe
-from idmm_tui.runs.store import LAST, RunDir, now_iso
+from idmm_tui.runs.store import LAST, RunDir, now_iso, process_identity
 from idmm_tui.runs.summary import final_test_acc, update_summary, with_stage_done
 from idmm_tui.stages import Stage, plan_stages
 
@@ -93,7 +91,7 @@ class PendingLosses:
         first = global_step - len(values) + 1
         for i, (value, (_, images, seconds)) in enumerate(zip(values, self._steps, strict=True)):
             if not math.isfinite(value):
-                raise FloatingPointError(
+                raise TrainingError(
                     f"{stage}: loss became {value} at step {first + i}; lower the learning rate or check the data"
                 )
             acc.add(value, images, seconds)
@@ -164,7 +162,9 @@ class Trainer:
         if key not in self._banks:
             data = self.recipe.data
             start = time.perf_counter()
-            bank = build_bank(self.split(split), side, cache=data.cache, num_workers=data.num_workers)
+            bank = build_bank(
+                self.split(split), side, cache=data.cache, num_workers=data.num_workers, skip_bad=data.skip_bad_images
+            )
             self._banks[key] = bank.place(self.place.device)
             self.log(f"{split} images: {bank.describe()}, prepared in {time.perf_counter() - start:.1f} s")
         return self._banks[key]
@@ -204,7 +204,7 @@ class Trainer:
         """Load the stage's starting weights: the previous stage's, or the recipe's ``init``."""
         prev = self.stages[stage.index - 1] if stage.index > 0 else None
         if prev is not None:
-            tensors = ckpt.load_weights(self.run.stage_weights(prev.name))
+            tensors, _ = ckpt.load_checkpoint(self.run.checkpoint(prev.name))  # sha256-verified
             origin = f"stage {prev.name}"
         elif self.init_weights is not None:
             tensors = self.init_weights()
@@ -246,7 +246,7 @@ class Trainer:
                 acc=Accumulators(**resume["accumulators"]),
             )
             self._elapsed_before = float(resume.get("wall_time_s", 0.0))
-        self.update_summary(status="running", pid=os.getpid(), host=socket.gethostname())
+        self.update_summary(status="running", **process_identity())
         for stage in self.stages[pos.stage_index :]:
             resuming_here = resume is not None and stage.index == pos.stage_index and not resume.get("stage_done")
             self.run_stage(stage, pos if resuming_here else Position(stage_index=stage.index))
@@ -261,7 +261,7 @@ class Trainer:
         batch = min(cfg.batch_size, n_train)
         batch -= batch % world
         if batch < world:
-            raise ValueError(f"batch_size {cfg.batch_size} is smaller than the number of processes ({world})")
+            raise UsageError(f"batch_size {cfg.batch_size} is smaller than the number of processes ({world})")
         steps = steps_per_epoch(n_train, batch, world)  # every image, every epoch (last batch smaller)
         total_steps = steps * cfg.epochs
         warmup_steps = int(round(cfg.warmup_epochs * steps))
@@ -534,7 +534,9 @@ class Trainer:
 
     def finish(self) -> dict[str, Any]:
         test_acc = final_test_acc(self.run.read_summary()) if self.place.is_main else None
-        self.update_summary(status="completed", finished_at=now_iso(), test_acc=test_acc, current=None, pid=None)
+        self.update_summary(
+            status="completed", finished_at=now_iso(), test_acc=test_acc, current=None, pid=None, pid_start=None
+        )
         self.log(f"run completed: test_acc={test_acc}")
         return self.run.read_summary() if self.place.is_main else {}
 

@@ -156,7 +156,9 @@ def split_bank(frozen: FrozenStage, split: str, on_progress: Progress | None = N
     images = load_configured(data, split)  # the run's own label space (``data.classes`` subsets included)
     report = (lambda done, total: on_progress(f"decoding {split}", done, total)) if on_progress else None
     side = eval_storage_size(frozen.resolution, frozen.crop_pct)
-    bank = build_bank(images, side, cache=data.cache, num_workers=data.num_workers, on_progress=report)
+    bank = build_bank(
+        images, side, cache=data.cache, num_workers=data.num_workers, on_progress=report, skip_bad=data.skip_bad_images
+    )
     return bank, list(bank.classes)
 
 

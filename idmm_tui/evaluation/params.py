@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from idmm_tui.errors import IdmmError
 from idmm_tui.experiments.report import METRICS, Stat, run_facts
 from idmm_tui.models.registry import count_params, create_backbone, get_backbone_spec
-from idmm_tui.runs.store import RunDir
+from idmm_tui.runs.store import RunDir, summary_or_problem
 
 
 @functools.cache
@@ -80,10 +81,12 @@ def params_points(runs: list[RunDir], metric: str = "test_acc") -> ParamsTable:
     groups: dict[tuple[str, str], list[tuple[str, float]]] = {}
     skipped: list[dict[str, str]] = []
     for run in runs:
-        summary = run.read_summary()
+        summary, problem = summary_or_problem(run)
         backbone, method = summary.get("backbone"), str(summary.get("method") or "?")
-        value = metric_value(run, summary, metric)
-        if not backbone:
+        value = metric_value(run, summary, metric) if problem is None else None
+        if problem is not None:
+            skipped.append({"run": run.name, "reason": f"summary.json unreadable: {problem}"})
+        elif not backbone:
             skipped.append({"run": run.name, "reason": "summary names no backbone"})
         elif value is None:
             skipped.append({"run": run.name, "reason": f"no {metric} (status {summary.get('status')})"})
@@ -91,12 +94,17 @@ def params_points(runs: list[RunDir], metric: str = "test_acc") -> ParamsTable:
             groups.setdefault((str(backbone), method), []).append((run.name, value))
     points = []
     for (backbone, method), members in groups.items():
+        try:
+            params = backbone_params(backbone)
+        except IdmmError as exc:  # a backbone this version does not know: those runs only are left out
+            skipped += [{"run": name, "reason": str(exc)} for name, _ in members]
+            continue
         stat = Stat([v for _, v in members])
         points.append(
             ParamPoint(
                 backbone,
                 method,
-                backbone_params(backbone),
+                params,
                 float(stat.mean),
                 stat.std,
                 stat.n,

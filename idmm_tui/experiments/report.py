@@ -26,8 +26,9 @@ from typing import Any
 
 from idmm_tui.experiments.groups import Group
 from idmm_tui.experiments.sweep import SOURCE_PREFIX
+from idmm_tui.fsutil import read_text_file
 from idmm_tui.recipe import is_method_key, recipe_keys
-from idmm_tui.runs.store import RunDir, effective_status, iter_metrics
+from idmm_tui.runs.store import UNREADABLE, RunDir, effective_status, iter_metrics, summary_or_problem
 
 METRICS = ("test_acc", "knn_start", "knn_acc", "linear_acc", "loss_first", "loss_last", "wall_time_s")
 METRIC_TITLES = {
@@ -68,24 +69,30 @@ class RunFacts:
 
 def _read_recipe(run: RunDir) -> dict[str, Any]:
     try:
-        return tomllib.loads(run.recipe.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return tomllib.loads(read_text_file(run.recipe))
+    except (OSError, ValueError):  # missing, not UTF-8, not TOML: the run is shown without its settings
         return {}
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def run_facts(run: RunDir, values: dict[str, str] | None = None) -> RunFacts:
-    """Final metrics of a run: test_acc, the last kNN of pretraining, the linear probe, wall time."""
-    summary = run.read_summary()
+    """Final metrics of a run: test_acc, the last kNN of pretraining, the linear probe, wall time.
+
+    A run whose summary.json cannot be read is reported as ``unreadable`` (no metrics), not an error."""
+    summary, problem = summary_or_problem(run)
     recipe = _read_recipe(run)
     knn = None
     losses = []
     for record in iter_metrics(run.metrics):
         if record.get("stage") != "pretrain" or record.get("kind") != "epoch":
             continue
-        if record.get("knn_acc") is not None:
-            knn = record["knn_acc"]
-        if record.get("loss") is not None:
-            losses.append(record["loss"])
+        if _number(record.get("knn_acc")) is not None:
+            knn = _number(record["knn_acc"])
+        if _number(record.get("loss")) is not None:
+            losses.append(_number(record["loss"]))
     knn_start = summary.get("knn_start", {}).get("pretrain") if isinstance(summary.get("knn_start"), dict) else None
     linear = summary.get("evals", {}).get("linear", {}) if isinstance(summary.get("evals"), dict) else {}
     linear_acc = None
@@ -96,11 +103,12 @@ def run_facts(run: RunDir, values: dict[str, str] | None = None) -> RunFacts:
     init = str(recipe.get("init") or "")
     if init and (run.path.parent / init).joinpath("recipe.toml").is_file():
         source_recipe = _read_recipe(RunDir(run.path.parent / init))
+    seed = summary.get("seed") if isinstance(summary.get("seed"), int) else recipe.get("seed")
     return RunFacts(
         name=run.name,
-        status=effective_status(summary),
+        status=f"{UNREADABLE}: {problem}" if problem else effective_status(summary),
         values=dict(values or {}),
-        seed=int(summary.get("seed") or recipe.get("seed") or 0),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 0,
         recipe=recipe,
         metrics={
             "test_acc": summary.get("test_acc"),
@@ -375,14 +383,18 @@ def describe_runs(facts: Iterable[RunFacts]) -> list[str]:
     """Notes under a table: what was held fixed (backbone, dataset, epochs) when it is one value."""
     facts = [f for f in facts if f.recipe]  # runs that exist
     notes = []
-    for key, label in (
-        ("model.backbone", "backbone"),
-        ("data.dataset", "dataset"),
-        ("pretrain.epochs", "pretraining epochs"),
-        ("finetune.0.epochs", "fine-tuning epochs"),
+    pretrains = any(str(recipe_keys(f.recipe).get("pretrain.method")) != "none" for f in facts)
+    finetunes = any(recipe_keys(f.recipe).get("finetune.0.epochs") for f in facts)
+    for key, label, applies in (
+        ("model.backbone", "backbone", True),
+        ("data.dataset", "dataset", True),
+        ("pretrain.epochs", "pretraining epochs", pretrains),  # a random-init sweep has no pretraining
+        ("finetune.0.epochs", "fine-tuning epochs", finetunes),
     ):
+        if not applies:
+            continue
         seen = {json.dumps(recipe_keys(f.recipe).get(key)) for f in facts}
-        if len(seen) == 1 and not any(key in f.values for f in facts):
+        if len(seen) == 1 and seen != {"null"} and not any(key in f.values for f in facts):
             notes.append(f"{label}: {next(iter(seen)).strip(chr(34))}")
     seeds = sorted({f.seed for f in facts})
     notes.append(f"runs: {len(facts)}, seeds: {', '.join(map(str, seeds)) or '–'}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idmm_tui.errors import RecipeError, RunStateError, UsageError
+from idmm_tui.errors import CorruptFileError, RecipeError, RunStateError, UsageError, describe_os_error
 from idmm_tui.experiments.groups import Cell, Group, check_group_name, load_group, manifest_path
 from idmm_tui.recipe import load_raw, to_toml
 from idmm_tui.runs.spawn import idmm_command
-from idmm_tui.runs.store import effective_status, read_json
+from idmm_tui.runs.store import RunDir, check_run_name, effective_status, read_json, summary_or_problem
 
 SOURCE_PREFIX = "source:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_+=-]+")
@@ -263,10 +264,14 @@ def plan(group: Group, recipe_path: Path) -> list[CellPlan]:
         recipe = resolve_recipe(recipe_path, list(cell.overrides))
         digest = recipe_digest(to_toml(recipe))
         path = group.run_path(cell)
-        summary = read_json(path / "summary.json")
         if not path.exists():
             plans.append(CellPlan(cell, "start"))
             continue
+        summary, problem = summary_or_problem(RunDir(path))
+        if problem and (path / "recipe.toml").is_file():
+            raise CorruptFileError(
+                f"cell {cell.name}: {path / 'summary.json'} is unreadable ({problem}); restore it or remove {path}"
+            )
         if not summary:
             raise RunStateError(f"{path} exists but is not an idmm run; move it away or choose another --group")
         if _existing_digest(path / "recipe.toml") != digest:
@@ -316,6 +321,11 @@ def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, li
     cells = expand(spec, group_name, runs_dir)
     if not cells:
         raise UsageError("the sweep has no cells")
+    for cell in cells:
+        try:
+            check_run_name(cell.name)
+        except RunStateError as exc:
+            raise UsageError(f"sweep {group_name}: {exc} (a shorter --group or shorter axis values help)") from None
     group = Group(name=group_name, runs_dir=runs_dir, spec=spec.to_json(), cells=cells)
     try:
         plans = plan(group, recipe_path)
@@ -326,6 +336,25 @@ def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, li
 
 # ---------------------------------------------------------------------------------------------
 # running
+
+
+def parse_launcher(text: str | None) -> list[str] | None:
+    """``--launcher "torchrun --nproc_per_node 4"`` as an argument list, checked before any cell runs:
+    it must parse as a shell command line and its program must exist (UsageError otherwise)."""
+    if text is None:
+        return None
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--launcher {text!r} does not parse as a command line ({exc})") from None
+    if not words:
+        raise UsageError('--launcher is empty: give a command such as "torchrun --nproc_per_node 4"')
+    program = words[0]
+    found = shutil.which(program)
+    if found is None:
+        where = "is not an executable file" if "/" in program else "is not found on $PATH"
+        raise UsageError(f"--launcher: {program!r} {where}")
+    return words
 
 
 def cell_command(group: Group, cell_plan: CellPlan, *, launcher: list[str] | None = None) -> list[str]:
@@ -388,7 +417,15 @@ def run_sweep(
         command = cell_command(group, cp, launcher=launcher)
         if announce:
             announce(index, len(plans), cp, command)
-        code = _run_child(command)
+        try:
+            code = _run_child(command)
+        except OSError as exc:  # the launcher vanished or is not executable: this cell fails, the sweep goes on
+            results.append(CellResult(cell, "failed", describe_os_error(exc, f"cannot start {command[0]}")))
+            if cell.role == "source":
+                failed_sources.add(str(group.run_path(cell)))
+            if fail_fast:
+                break
+            continue
         summary = read_json(group.run_path(cell) / "summary.json")
         if code == 0:
             results.append(CellResult(cell, "completed", f"test_acc {summary.get('test_acc')}"))
@@ -396,7 +433,8 @@ def run_sweep(
         if code in (130, -2) or summary.get("status") == "interrupted":
             results.append(CellResult(cell, "interrupted", "checkpoint kept"))
             break
-        results.append(CellResult(cell, "failed", summary.get("error") or f"exit code {code}"))
+        error = summary.get("error") if isinstance(summary.get("error"), str) else None
+        results.append(CellResult(cell, "failed", error or f"exit code {code}"))
         if cell.role == "source":
             failed_sources.add(str(group.run_path(cell)))
         if fail_fast:

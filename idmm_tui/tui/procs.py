@@ -17,7 +17,7 @@ from typing import Any
 
 from idmm_tui.errors import RunStateError
 from idmm_tui.runs.spawn import spawn_detached
-from idmm_tui.runs.store import pid_alive
+from idmm_tui.runs.store import run_process_alive
 from idmm_tui.tui.summary import on_this_host, run_status
 
 #: Where the dashboard keeps the stdout/stderr of the processes it starts (the run directory itself
@@ -61,7 +61,7 @@ def stop_run(run_path: Path, summary: dict[str, Any]) -> int:
         raise RunStateError(f"{run_path.name} has not reported a process id yet; try again in a moment")
     if not on_this_host(summary):
         raise RunStateError(f"{run_path.name} runs on host {summary.get('host')}; stop it there")
-    if not pid_alive(pid):
+    if not run_process_alive(summary):  # gone, or its pid now belongs to another process: never signal that
         raise RunStateError(f"process {pid} of {run_path.name} is gone")
     try:
         os.kill(pid, signal.SIGTERM)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from idmm_tui.errors import UsageError
+from idmm_tui.fsutil import read_text_file
 from idmm_tui.zoo.registry import check_name
 
 STATUSES = ("published", "local-only", "not-published")
@@ -111,6 +112,11 @@ def _entry(name: str, raw: Any, source: Path) -> CatalogueEntry:
     ]
     if missing:
         raise UsageError(f"{where}: missing key(s) {', '.join(missing)}")
+    wrong = [k for k, v in raw.items() if k not in ("metrics", "resolution") and not isinstance(v, str)]
+    if isinstance(raw["resolution"], bool) or not isinstance(raw["resolution"], int):
+        wrong.append("resolution")
+    if wrong:
+        raise UsageError(f"{where}: {', '.join(wrong)} must be {'a string' if wrong != ['resolution'] else 'a number'}")
     entry = CatalogueEntry(name=name, **{k: v for k, v in raw.items()})
     if entry.status not in STATUSES:
         raise UsageError(f"{where}: status must be one of {', '.join(STATUSES)} (got {entry.status!r})")
@@ -133,10 +139,10 @@ def load_catalogue(path: Path | None = None) -> dict[str, CatalogueEntry]:
     if path is None:
         return {}
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text_file(path))
     except FileNotFoundError:
         raise UsageError(f"zoo catalogue {path} does not exist (check $IDMM_ZOO_CATALOGUE)") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # not UTF-8 and not TOML are ValueErrors
         raise UsageError(f"zoo catalogue {path} is unreadable: {exc}") from None
     models = raw.get("models", {})
     if not isinstance(models, dict):

@@ -17,5 +17,9 @@ class HubUnreachableError(HubError):
     exit_code = 6
 
 
+class HubTimeoutError(HubUnreachableError):
+    """The Hub accepted the connection but did not answer within the request timeout (exit 6)."""
+
+
 class IntegrityError(CheckpointError):
     """Downloaded weights do not match the sha256 the catalogue (or the model's config) promises."""

@@ -6,6 +6,12 @@
   handed to huggingface_hub and nowhere else: every message is passed through :func:`redact`.
 * **Reachability**: a dead endpoint costs ~23 s of the client's built-in retries, so every Hub
   operation starts with a plain TCP connect (3 s at most) and fails at once with "hub unreachable".
+* **Timeouts**: every request has a connect and a read timeout (``$IDMM_HUB_TIMEOUT`` seconds, default
+  30; connect at most 10), even those huggingface_hub sends without one: a Hub that accepts the
+  connection and never answers fails with "did not answer within N s" (exit 6; ``pull`` then falls
+  back to the local copy when there is one) instead of waiting forever.
+* **Credentials in the endpoint URL** (``http://user:TOKEN@host``) are used, never shown: messages,
+  progress lines and ``source.json`` get :attr:`Hub.shown` (see :func:`idmm_tui.textsafe.redact_url`).
 * **Integrity**: pulled weights are hashed and compared with the sha256 the catalogue pins (and the
   one the model's own config.json records); a mismatch is refused before anything is installed.
 """
@@ -23,11 +29,52 @@ from urllib.parse import urlsplit
 
 from idmm_tui import __version__
 from idmm_tui.errors import IdmmError, UsageError
-from idmm_tui.zoo.errors import HubError, HubUnreachableError
+from idmm_tui.textsafe import redact_text, redact_url
+from idmm_tui.zoo.errors import HubError, HubTimeoutError, HubUnreachableError
 from idmm_tui.zoo.registry import CONFIG, MODEL_FILES, WEIGHTS
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CONNECT_TIMEOUT_S = 3.0
+DEFAULT_TIMEOUT_S = 30.0
+MAX_CONNECT_TIMEOUT_S = 10.0
+
+
+def request_timeout() -> float:
+    """Seconds a Hub request may wait for a connection or for the next bytes: ``$IDMM_HUB_TIMEOUT`` or 30."""
+    value = os.environ.get("IDMM_HUB_TIMEOUT", "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise UsageError(f"$IDMM_HUB_TIMEOUT must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds < 1e6:
+        raise UsageError(f"$IDMM_HUB_TIMEOUT must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def _bound_timeouts(request) -> None:
+    """httpx request hook: fill in every timeout a request leaves unset (huggingface_hub sends some with
+    none at all, e.g. ``repo_info``), so that no request can wait forever."""
+    read = request_timeout()
+    bounds = {"connect": min(read, MAX_CONNECT_TIMEOUT_S), "read": read, "write": read, "pool": read}
+    current = request.extensions.get("timeout")
+    current = dict(current) if isinstance(current, dict) else {}
+    request.extensions = {
+        **request.extensions,
+        "timeout": {k: current.get(k) if current.get(k) is not None else v for k, v in bounds.items()},
+    }
+
+
+def install_timeouts() -> None:
+    """Add :func:`_bound_timeouts` to huggingface_hub's shared HTTP client (once)."""
+    try:
+        from huggingface_hub import get_session
+
+        session = get_session()
+    except Exception:  # an older huggingface_hub: it sets its own timeouts on downloads
+        return
+    hooks = getattr(session, "event_hooks", None)
+    if isinstance(hooks, dict) and _bound_timeouts not in hooks.get("request", []):
+        hooks.setdefault("request", []).append(_bound_timeouts)
 
 
 @dataclass(frozen=True)
@@ -38,12 +85,18 @@ class Hub:
     token: str | None = None
 
     def __repr__(self) -> str:
-        return f"Hub(endpoint={self.endpoint!r}, token={'***' if self.token else None})"
+        return f"Hub(endpoint={self.shown!r}, token={'***' if self.token else None})"
+
+    @property
+    def shown(self) -> str:
+        """The endpoint as it may be printed, logged or recorded: without credentials."""
+        return redact_url(self.endpoint)
 
     def api(self):
         from huggingface_hub import HfApi
 
         apply_xet_setting()
+        install_timeouts()
         return HfApi(
             endpoint=self.endpoint, token=self.token or False, library_name="idmm", library_version=__version__
         )
@@ -70,9 +123,14 @@ def apply_xet_setting() -> None:
 def resolve_endpoint(endpoint: str | None = None) -> str:
     """``endpoint`` or ``$HF_ENDPOINT`` or the public Hub, validated as an http(s) URL."""
     value = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"invalid hub endpoint {value!r}: expected http(s)://HOST[:PORT]")
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(f"invalid hub endpoint {redact_url(value)!r}: expected http(s)://HOST[:PORT]")
     return value
 
 
@@ -95,11 +153,8 @@ def make_hub(endpoint: str | None = None, token: str | None = None) -> Hub:
 
 
 def redact(text: str, token: str | None) -> str:
-    """``text`` with every occurrence of the token replaced by ``***``."""
-    text = str(text)
-    if token and len(token) >= 4:
-        text = text.replace(token, "***")
-    return text
+    """``text`` with every occurrence of the token, and credentials in any URL, replaced by ``***``."""
+    return redact_text(text, (token,))
 
 
 def check_reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -119,7 +174,8 @@ def check_reachable(endpoint: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         if isinstance(exc, TimeoutError | socket.timeout):
             reason = f"no answer in {timeout:g} s"
         raise HubUnreachableError(
-            f"hub unreachable: cannot connect to {endpoint} ({reason}); check --endpoint / $HF_ENDPOINT and the network"
+            f"hub unreachable: cannot connect to {redact_url(endpoint)} ({reason}); check --endpoint / "
+            "$HF_ENDPOINT and the network"
         ) from None
 
 
@@ -134,7 +190,7 @@ def hub_errors(hub: Hub, repo: str, revision: str | None = None, action: str = "
         RevisionNotFoundError,
     )
 
-    at = f" on {hub.endpoint}"
+    at = f" on {hub.shown}"
     try:
         yield
     except IdmmError:
@@ -151,7 +207,7 @@ def hub_errors(hub: Hub, repo: str, revision: str | None = None, action: str = "
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status == 401:
             raise HubError(
-                f"the hub at {hub.endpoint} rejected the token (401 Unauthorized) while trying to "
+                f"the hub at {hub.shown} rejected the token (401 Unauthorized) while trying to "
                 f"{action} {repo}: pass a valid --token, set $HF_TOKEN or run 'hf auth login'"
             ) from None
         if status == 403:
@@ -168,8 +224,13 @@ def hub_errors(hub: Hub, repo: str, revision: str | None = None, action: str = "
         name = type(exc).__name__
         if "xet" in text.lower():
             raise HubError(
-                f"the hub at {hub.endpoint} offers no Xet storage for large files ({name}); set "
+                f"the hub at {hub.shown} offers no Xet storage for large files ({name}); set "
                 "HF_HUB_DISABLE_XET=1 to transfer them with plain Git LFS"
+            ) from None
+        if "Timeout" in name and "Connect" not in name:
+            raise HubTimeoutError(
+                f"the hub at {hub.shown} did not answer within {request_timeout():g} s while trying to {action} "
+                f"{repo} ({name}); try again later, or allow more time with $IDMM_HUB_TIMEOUT"
             ) from None
         if "Connect" in name or "Timeout" in name:
             raise HubUnreachableError(f"hub unreachable while trying to {action} {repo}{at}: {name}") from None
@@ -213,7 +274,7 @@ def push_folder(hub: Hub, folder: Path, repo: str, *, private: bool = False, mes
         info = api.create_commit(
             repo, ops, commit_message=message or "Upload model with idmm zoo push", repo_type="model"
         )
-    return Pushed(repo, info.oid, str(info.commit_url))
+    return Pushed(repo, info.oid, redact_url(str(info.commit_url)))  # built from the endpoint: no credentials
 
 
 @dataclass(frozen=True)

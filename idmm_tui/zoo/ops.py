@@ -32,9 +32,18 @@ def _quiet(_: str) -> None:
 # list / show / rm
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else ``{}`` (a model folder's files may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _local_row(model: reg.LocalModel) -> dict[str, Any]:
     idmm, source = model.idmm, model.source()
-    published = source.get("published") or {}
+    published = _obj(source.get("published"))
     return {
         "name": model.name,
         "status": "local",
@@ -81,6 +90,7 @@ def show_model(name: str, zoo_dir: Path | None = None) -> dict[str, Any]:
         _unknown(name, zoo_dir)
     out: dict[str, Any] = {"name": name, "catalogue": entry.as_dict() if entry else None, "local": None}
     if model is not None:
+        sha = reg.verify_weights(model.path, f"zoo model {name!r}")  # a changed file is refused, not shown
         config = model.config()
         out["local"] = {
             "path": str(model.path),
@@ -89,10 +99,52 @@ def show_model(name: str, zoo_dir: Path | None = None) -> dict[str, Any]:
             "architecture": config.get("architecture"),
             "num_classes": config.get("num_classes"),
             "model_args": config.get("model_args"),
-            "input_size": (config.get("pretrained_cfg") or {}).get("input_size"),
+            "input_size": _obj(config.get("pretrained_cfg")).get("input_size"),
             "idmm": {k: v for k, v in model.idmm.items() if k != "recipe"},
+            "sha256": sha,
+            "verified": sha is not None,
         }
     return out
+
+
+def verify_models(name: str | None = None, zoo_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Check the weights of one local model (``name``) or of all of them against the sha256 each records.
+
+    One row per model: ``name``, ``path``, ``status`` (``ok``, ``mismatch``, ``unverifiable`` when the
+    folder records no hash, ``unreadable``), ``sha256`` (actual), ``expected`` and ``detail``. Never raises
+    for a bad model (the caller decides the exit code); an unknown ``name`` is a UsageError.
+    """
+    from idmm_tui.fsutil import sha256_file
+
+    if name is not None:
+        model = reg.find_local(name, zoo_dir)
+        if model is None:
+            raise UsageError(
+                f"zoo model {name!r} is not in the local registry ({zoo_dir or reg.default_zoo_dir()}); "
+                "see: idmm zoo list"
+            )
+        models = [model]
+    else:
+        models = reg.list_local(zoo_dir)
+    rows = []
+    for model in models:
+        row: dict[str, Any] = {"name": model.name, "path": str(model.weights), "sha256": None, "expected": None}
+        records = reg.recorded_sha256(model.path)
+        try:
+            actual = sha256_file(model.weights)  # verify re-reads the bytes: no cache
+        except OSError as exc:
+            rows.append(dict(row, status="unreadable", detail=str(exc)))
+            continue
+        row["sha256"] = actual
+        wrong = [(where, value) for where, value in records if value != actual]
+        if not records:
+            rows.append(dict(row, status="unverifiable", detail="no sha256 recorded in source.json or config.json"))
+        elif wrong:
+            where, value = wrong[0]
+            rows.append(dict(row, status="mismatch", expected=value, detail=f"{where} records {value}"))
+        else:
+            rows.append(dict(row, status="ok", expected=records[0][1], detail=""))
+    return rows
 
 
 def _unknown(name: str, zoo_dir: Path | None) -> None:
@@ -192,7 +244,7 @@ def push_run(
         result["catalogue_match"] = same
         say(f"catalogue entry {name}: sha256 {'matches' if same else 'DIFFERS from'} the catalogue's")
     if hub is not None and repo:
-        say(f"uploading to {repo} on {hub.endpoint} …")
+        say(f"uploading to {repo} on {hub.shown} …")
         try:
             pushed = hub_mod.push_folder(
                 hub, model.path, repo, private=private, message=f"idmm zoo push {name}: run {run.name}, stage {stage}"
@@ -200,7 +252,7 @@ def push_run(
         except HubError as exc:
             raise type(exc)(f"{exc} (the model is saved locally as {name}; retry the push later)") from None
         src = model.source()
-        src["published"] = {"repo": repo, "commit": pushed.commit, "endpoint": hub.endpoint, "published_at": now_iso()}
+        src["published"] = {"repo": repo, "commit": pushed.commit, "endpoint": hub.shown, "published_at": now_iso()}
         reg.write_source(model.path, src)
         result.update(repo=repo, commit=pushed.commit, url=pushed.url)
         say(f"pushed {name} to {repo} (commit {pushed.commit[:12]}): {pushed.url}")
@@ -225,7 +277,7 @@ def _resolve_ref(ref: str, name: str | None, zoo_dir: Path | None) -> tuple[str,
     if entry is None:
         local = reg.find_local(ref, zoo_dir)
         source = local.source() if local else {}
-        repo = source.get("repo") or (source.get("published") or {}).get("repo")
+        repo = _text(source.get("repo")) or _text(_obj(source.get("published")).get("repo"))
         if not repo:
             _unknown(ref, zoo_dir)
         return repo, reg.check_name(name or ref), None
@@ -290,6 +342,8 @@ def pull_model(
     repo, local_name, entry = _resolve_ref(ref, name, zoo_dir)
     if entry is not None and not entry.pullable:
         model = reg.find_local(local_name, zoo_dir)
+        if model is not None:
+            reg.verify_weights(model.path, f"zoo model {local_name!r}")
         sha = model.source().get("sha256") if model else None
         match = "matches" if sha and sha == entry.sha256 else "does NOT match"
         say(
@@ -315,7 +369,7 @@ def pull_model(
     existing = reg.find_local(local_name, zoo_dir)
     if existing is not None and not force:
         old = existing.source()
-        old_repo = old.get("repo") or (old.get("published") or {}).get("repo") or ""
+        old_repo = _text(old.get("repo")) or _text(_obj(old.get("published")).get("repo"))
         if old_repo.lower() != repo.lower():
             origin = f"pulled from {old_repo}" if old_repo else "pushed from a local run"
             raise UsageError(
@@ -327,7 +381,7 @@ def pull_model(
     try:
         hub_mod.check_reachable(hub.endpoint)
         with reg.staging(zoo_dir) as tmp:
-            say(f"pulling {repo}@{rev} from {hub.endpoint} …")
+            say(f"pulling {repo}@{rev} from {hub.shown} …")
             pulled = hub_mod.download(hub, repo, tmp, revision=rev)
             sha = verify_download(tmp, repo, pulled.commit, expected)
             reg.write_source(
@@ -337,7 +391,7 @@ def pull_model(
                     "repo": repo,
                     "revision": rev,
                     "commit": pulled.commit,
-                    "endpoint": hub.endpoint,
+                    "endpoint": hub.shown,  # never credentials, even when the endpoint URL carries them
                     "sha256": sha,
                     "pulled_at": now_iso(),
                     "catalogue_verified": bool(expected),
@@ -347,6 +401,7 @@ def pull_model(
     except HubUnreachableError as exc:
         if existing is None:
             raise
+        reg.verify_weights(existing.path, f"the local copy of {local_name!r}")  # a fallback must be intact
         say(f"warning: {exc}; using the local copy of {local_name} in {existing.path}")
         return dict(
             result,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from idmm_tui.errors import UsageError
-from idmm_tui.fsutil import atomic_write_json
+from idmm_tui.errors import FilesystemError, UsageError
+from idmm_tui.fsutil import atomic_write_json, read_text_file, sha256_cached
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -47,6 +47,16 @@ _STALE_S = 6 * 3600
 def default_zoo_dir() -> Path:
     """``$IDMM_ZOO_DIR`` or ``~/.cache/idmm/zoo``."""
     return Path(os.environ.get("IDMM_ZOO_DIR") or "~/.cache/idmm/zoo").expanduser()
+
+
+def _root(zoo_dir: Path | None) -> Path:
+    """The registry folder, unless it exists as something other than a folder (FilesystemError)."""
+    root = zoo_dir or default_zoo_dir()
+    if root.exists() and not root.is_dir():
+        raise FilesystemError(
+            f"zoo directory {root} is a file, not a directory; set $IDMM_ZOO_DIR to a folder (or move the file)"
+        )
+    return root
 
 
 def check_name(name: str) -> str:
@@ -84,7 +94,7 @@ class LocalModel:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(path))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -96,8 +106,47 @@ def _is_entry(path: Path) -> bool:
 
 def find_local(name: str, zoo_dir: Path | None = None) -> LocalModel | None:
     """The local entry ``name``, or None when absent."""
-    path = (zoo_dir or default_zoo_dir()) / check_name(name)
+    path = _root(zoo_dir) / check_name(name)
     return LocalModel(name, path) if _is_entry(path) else None
+
+
+def recorded_sha256(folder: Path) -> list[tuple[str, str]]:
+    """The sha256 values a model folder records for its weights: ``(where, hex)`` from source.json
+    (``sha256``) and config.json (``idmm.weights_sha256``); [] when it records none."""
+    out = []
+    source = _read_json(folder / SOURCE).get("sha256")
+    if isinstance(source, str) and source:
+        out.append((str(folder / SOURCE), source))
+    idmm = _read_json(folder / CONFIG).get("idmm")
+    declared = idmm.get("weights_sha256") if isinstance(idmm, dict) else None
+    if isinstance(declared, str) and declared:
+        out.append((str(folder / CONFIG), declared))
+    return out
+
+
+def verify_weights(folder: Path, label: str = "") -> str | None:
+    """Check a model folder's weights against every sha256 it records; returns the sha256 (None when
+    nothing is recorded, so nothing could be checked).
+
+    A mismatch (the weights changed on disk after they were installed: a flipped byte, a truncated or
+    replaced file) raises :class:`~idmm_tui.zoo.errors.IntegrityError` naming the file and both hashes.
+    """
+    from idmm_tui.zoo.errors import IntegrityError
+
+    weights = folder / WEIGHTS
+    records = recorded_sha256(folder)
+    if not records:
+        return None
+    actual = sha256_cached(weights)
+    for where, expected in records:
+        if expected != actual:
+            what = label or f"model folder {folder}"
+            raise IntegrityError(
+                f"{what}: {weights} has sha256 {actual} but {where} records {expected}: the weights changed "
+                "after they were installed; refused (restore them, e.g. idmm zoo pull NAME --force, or remove "
+                "the model)"
+            )
+    return actual
 
 
 def local_model_dir(name: str, zoo_dir: Path | None = None) -> Path:
@@ -107,7 +156,7 @@ def local_model_dir(name: str, zoo_dir: Path | None = None) -> Path:
     """
     model = find_local(name, zoo_dir)
     if model is None:
-        where = zoo_dir or default_zoo_dir()
+        where = _root(zoo_dir)
         raise UsageError(
             f"zoo model {name!r} is not in the local registry ({where}); fetch it with: idmm zoo pull {name}"
         )
@@ -116,7 +165,7 @@ def local_model_dir(name: str, zoo_dir: Path | None = None) -> Path:
 
 def list_local(zoo_dir: Path | None = None) -> list[LocalModel]:
     """Every complete entry of the registry, sorted by name (staging folders are skipped)."""
-    root = zoo_dir or default_zoo_dir()
+    root = _root(zoo_dir)
     if not root.is_dir():
         return []
     return [
@@ -148,7 +197,7 @@ def staging(zoo_dir: Path | None = None) -> Iterator[Path]:
 
     Removed on exit whatever happens (after :func:`install` it no longer exists).
     """
-    root = zoo_dir or default_zoo_dir()
+    root = _root(zoo_dir)
     root.mkdir(parents=True, exist_ok=True)
     _sweep_stale(root)
     path = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
