@@ -19,7 +19,6 @@ from idmm_tui.zoo import catalogue as cat
 from idmm_tui.zoo import hub as hub_mod
 from idmm_tui.zoo import registry as reg
 from idmm_tui.zoo.errors import HubError, HubUnreachableError, IntegrityError
-from idmm_tui.zoo.export import export_stage, pick_stage
 
 Say = Callable[[str], None]
 
@@ -188,6 +187,8 @@ def push_run(
     say: Say = _quiet,
 ) -> dict[str, Any]:
     """Export a run's stage into the local registry; with ``repo``, upload it to the Hub too."""
+    from idmm_tui.zoo.export import export_stage, pick_stage  # torch: only the command that exports needs it
+
     run = resolve_run(str(run_ref), runs_dir or default_runs_dir())
     summary = run.read_summary()
     stage = pick_stage(run, summary, stage)
