@@ -251,12 +251,12 @@ class RunScreen(WatchingScreen):
             lines = []
             if stage is not None:
                 if smoothing:
-                    xs, ys = stage.xy(metric, self.x_axis, 0.0)
-                    lines.append(Line("raw", xs, ys, RAW_COLOR))
-                xs, ys = stage.xy(metric, self.x_axis, smoothing)
-                lines.append(Line(metric, xs, ys, CURVE_COLORS[metric]))
-                if len(ys):
-                    title = f"{title}  {fmt_value(metric, float(ys[-1]))}"
+                    raw = stage.series(metric, self.x_axis, 0.0)
+                    lines.append(Line("raw", raw.xs.parts(), raw.ys.parts(), RAW_COLOR))
+                series = stage.series(metric, self.x_axis, smoothing)
+                lines.append(Line(metric, series.xs.parts(), series.ys.parts(), CURVE_COLORS[metric]))
+                if len(series):
+                    title = f"{title}  {fmt_value(metric, series.last())}"
             if plot.border_title != title:
                 plot.border_title = title
             if plot.border_subtitle != subtitle:
