@@ -554,6 +554,8 @@ async def bench_table(size: tuple[int, int], count: int, repeat: int, tmp: Path)
                 sorts.append(
                     await ui_cost(pilot, meter, screen.action_sort, lambda b=before: screen.sort_column != b, quiet=0.3)
                 )
+            app.scan_interval = interval  # the scan worker's wait ends (the app can exit)
+            screen.rescan()
     writer.stop.set()
     print(
         f"\n[table] {count} runs, 10 running (summaries rewritten every second), scan every {interval:g} s: "
@@ -578,7 +580,18 @@ def main() -> None:
     parser.add_argument("--compare-runs", type=int, default=8)
     parser.add_argument("--table-runs", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="GIL switch interval (s) instead of the app's, to compare"
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        import sys
+
+        from idmm_tui.tui import app as app_module
+
+        sys.setswitchinterval(args.switch_interval)
+        if hasattr(app_module, "SWITCH_INTERVAL"):
+            app_module.SWITCH_INTERVAL = args.switch_interval
     cols, rows = (int(v) for v in args.size.lower().split("x"))
     size = (cols, rows)
     only = set(args.only.split(","))

@@ -87,6 +87,7 @@ class WatchingScreen(DashboardScreen):
                 self.post_message(RunsPolled(pending))
                 pending = []
             if first and backfilling:
+                self._wake.clear()  # (the screen's first resume wakes the worker: not a reason to hurry)
                 wait = BACKFILL_DELAY  # the end of a long run is drawn before its older records are read
             elif backfilling or pending:
                 wait = BACKFILL_PAUSE  # older records are read without waiting for the next poll
