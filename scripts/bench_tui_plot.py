@@ -12,8 +12,9 @@ Sections (``--only``, comma-separated; all by default):
 * ``plot``: one quarter-screen ``CurvePlot`` redrawn with 1k / 10k / 100k points, downsampled (what
   the dashboard does) or every point handed to plotext.
 * ``split``: where the drawing pays: three plots drawn on the UI loop, in one drawing thread (what the
-  dashboard does), or with plotext in a subprocess; the loop thread's CPU time and how late a 1 ms
-  timer on the loop fires meanwhile (what a keypress would wait).
+  dashboard does, with Python's default GIL switch interval and with the dashboard's), or with
+  plotext in a subprocess; the loop thread's CPU time and how late a 1 ms timer on the loop fires
+  meanwhile (what a keypress would wait).
 * ``open``: opening the run view of a run of 100,000 and 1,000,000 train lines (``--open``): time
   until the first curve is drawn, and until every point is loaded and drawn.
 * ``live``: one live update of the run view of a 100,000-line run: 50 new lines arrive.
@@ -34,6 +35,7 @@ import asyncio.events
 import json
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -351,12 +353,23 @@ async def bench_split(repeat: int, plots: int = 3, n: int = 100_000, width: int 
         "loop-thread CPU, time until drawn, and how late a 1 ms timer on the loop fires (a keypress's wait)"
     )
     print(f"{'':<36} {'loop CPU ms':>20} {'drawn after ms':>20} {'worst timer lag ms':>20}")
+    from idmm_tui.tui.app import SWITCH_INTERVAL
+
+    default = sys.getswitchinterval()
     try:
-        for mode in ("UI thread", "drawing thread", "plotext in a subprocess"):
+        for mode, interval in (
+            ("UI thread", default),
+            ("drawing thread", default),
+            ("drawing thread", SWITCH_INTERVAL),
+            ("plotext in a subprocess", default),
+        ):
+            sys.setswitchinterval(interval)
             rows = [await run(mode) for _ in range(repeat)]
             wall, cpu, lag = zip(*rows, strict=True)
-            print(f"{mode:<36} {stats(list(cpu)):>20} {stats(list(wall)):>20} {stats(list(lag)):>20}")
+            label = f"{mode}, GIL switch {interval * 1000:g} ms"
+            print(f"{label:<36} {stats(list(cpu)):>20} {stats(list(wall)):>20} {stats(list(lag)):>20}")
     finally:
+        sys.setswitchinterval(default)
         pool.shutdown()
 
 
@@ -585,8 +598,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.switch_interval:
-        import sys
-
         from idmm_tui.tui import app as app_module
 
         sys.setswitchinterval(args.switch_interval)
