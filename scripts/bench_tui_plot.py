@@ -11,6 +11,10 @@ Sections (``--only``, comma-separated; all by default):
 
 * ``plot``: one quarter-screen ``CurvePlot`` redrawn with 1k / 10k / 100k points, downsampled (what
   the dashboard does) or every point handed to plotext.
+* ``split``: where the drawing pays: three plots drawn on the UI loop, in one drawing thread (what the
+  dashboard does, with Python's default GIL switch interval and with the dashboard's), or with
+  plotext in a subprocess; the loop thread's CPU time and how late a 1 ms timer on the loop fires
+  meanwhile (what a keypress would wait).
 * ``open``: opening the run view of a run of 100,000 and 1,000,000 train lines (``--open``): time
   until the first curve is drawn, and until every point is loaded and drawn.
 * ``live``: one live update of the run view of a 100,000-line run: 50 new lines arrive.
@@ -31,6 +35,7 @@ import asyncio.events
 import json
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -273,6 +278,102 @@ async def bench_plot(size: tuple[int, int], counts: list[int], repeat: int) -> N
 
 
 # ---------------------------------------------------------------------------------------------
+# split: where the drawing runs
+
+
+def draw_points_in_process(points, width: int, height: int, theme: str):
+    """Run in a subprocess: plotext's drawing of already cut points, as strips (pickled back)."""
+    from textual_plotext.plot import Plot
+
+    from idmm_tui.tui.canvas import draw, to_strips
+
+    return to_strips(draw(Plot(), points, width, height, theme), width, height)
+
+
+async def bench_split(repeat: int, plots: int = 3, n: int = 100_000, width: int = 58, height: int = 17) -> None:
+    """One redraw of ``plots`` plots of ``n`` points: on the UI loop, in one drawing thread, or with plotext
+    in a subprocess. Meanwhile a task ticking every millisecond on the loop measures how late it wakes up
+    (what a keypress would wait), and the loop thread's CPU time is counted."""
+    import concurrent.futures
+    import multiprocessing
+
+    from textual_plotext.plot import Plot
+
+    from idmm_tui.tui.canvas import Line, draw, plot_points, to_strips
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, n + 1, dtype=float)
+    lines = [
+        Line("loss", steps, 3 * np.exp(-steps / n) + rng.random(n) * (k + 1), (78, 121, 167)) for k in range(plots)
+    ]
+    theme = "dark"
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(draw_points_in_process, plot_points(lines[:1], width, height, live=True), width, height, theme).result()
+    loop = asyncio.get_running_loop()
+    plts = [Plot() for _ in lines]
+
+    def whole(k: int):
+        return to_strips(
+            draw(plts[k], plot_points([lines[k]], width, height, live=True), width, height, theme), width, height
+        )
+
+    def in_process(k: int):
+        points = plot_points([lines[k]], width, height, live=True)
+        return pool.submit(draw_points_in_process, points, width, height, theme).result()
+
+    async def run(mode: str) -> tuple[float, float, float]:
+        lags: list[float] = []
+        stop = False
+
+        async def ticker() -> None:
+            while not stop:
+                start = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - start - 0.001)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        lags.clear()
+        start, cpu = time.perf_counter(), time.thread_time()
+        if mode == "UI thread":
+            for k in range(len(lines)):
+                whole(k)
+                await asyncio.sleep(0)
+        else:
+            job = whole if mode == "drawing thread" else in_process
+            with concurrent.futures.ThreadPoolExecutor(1) as thread:
+                await asyncio.gather(*(loop.run_in_executor(thread, job, k) for k in range(len(lines))))
+        wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
+        stop = True
+        await task
+        return wall, cpu, max(lags or [0.0])
+
+    print(
+        f"\n[split] one redraw of {plots} plots of {n} points ({width}x{height}), median (range) of {repeat}: "
+        "loop-thread CPU, time until drawn, and how late a 1 ms timer on the loop fires (a keypress's wait)"
+    )
+    print(f"{'':<36} {'loop CPU ms':>20} {'drawn after ms':>20} {'worst timer lag ms':>20}")
+    from idmm_tui.tui.app import SWITCH_INTERVAL
+
+    default = sys.getswitchinterval()
+    try:
+        for mode, interval in (
+            ("UI thread", default),
+            ("drawing thread", default),
+            ("drawing thread", SWITCH_INTERVAL),
+            ("plotext in a subprocess", default),
+        ):
+            sys.setswitchinterval(interval)
+            rows = [await run(mode) for _ in range(repeat)]
+            wall, cpu, lag = zip(*rows, strict=True)
+            label = f"{mode}, GIL switch {interval * 1000:g} ms"
+            print(f"{label:<36} {stats(list(cpu)):>20} {stats(list(wall)):>20} {stats(list(lag)):>20}")
+    finally:
+        sys.setswitchinterval(default)
+        pool.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
 # open: time to first curve of a long run
 
 
@@ -466,6 +567,8 @@ async def bench_table(size: tuple[int, int], count: int, repeat: int, tmp: Path)
                 sorts.append(
                     await ui_cost(pilot, meter, screen.action_sort, lambda b=before: screen.sort_column != b, quiet=0.3)
                 )
+            app.scan_interval = interval  # the scan worker's wait ends (the app can exit)
+            screen.rescan()
     writer.stop.set()
     print(
         f"\n[table] {count} runs, 10 running (summaries rewritten every second), scan every {interval:g} s: "
@@ -483,14 +586,23 @@ async def bench_table(size: tuple[int, int], count: int, repeat: int, tmp: Path)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="120x40", help="terminal size COLSxROWS (default 120x40)")
-    parser.add_argument("--only", default="plot,open,live,compare,table")
+    parser.add_argument("--only", default="plot,split,open,live,compare,table")
     parser.add_argument("--points", default="1000,10000,100000", help="series lengths of the plot section")
     parser.add_argument("--open", default="100000,1000000", help="run lengths of the open section")
     parser.add_argument("--live", type=int, default=100_000, help="lines of each run of live / compare")
     parser.add_argument("--compare-runs", type=int, default=8)
     parser.add_argument("--table-runs", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="GIL switch interval (s) instead of the app's, to compare"
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        from idmm_tui.tui import app as app_module
+
+        sys.setswitchinterval(args.switch_interval)
+        if hasattr(app_module, "SWITCH_INTERVAL"):
+            app_module.SWITCH_INTERVAL = args.switch_interval
     cols, rows = (int(v) for v in args.size.lower().split("x"))
     size = (cols, rows)
     only = set(args.only.split(","))
@@ -502,6 +614,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         if "plot" in only:
             asyncio.run(bench_plot(size, [int(v) for v in args.points.split(",")], args.repeat))
+        if "split" in only:
+            asyncio.run(bench_split(args.repeat))
         if "open" in only:
             asyncio.run(bench_open(size, [int(v) for v in args.open.split(",")], args.repeat, tmp))
         if only & {"live", "compare"}:

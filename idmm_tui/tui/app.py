@@ -2,18 +2,20 @@
 
 Screens (``screens/``): the runs table (home), a run's live view, a comparison of runs, the launch
 form, the zoo, and the key reference (built from the app's and the registered screens' bindings).
-Widgets (``widgets/``): the downsampling curve plot and the system pane. Screens never import this
-module: they post request messages (``OpenRun``, ``LaunchRequested``, ``StopRequested``… in
-``messages.py``) that bubble to the app's ``on_…`` handlers, and the app posts ``RunChanged`` back.
-Thread workers read files and post messages; the UI thread only draws. Nothing here trains:
-launching, resuming and stopping run the same ``idmm run`` command and signals as the CLI
-(``procs.py``), and the run directory is the only interface.
+Widgets (``widgets/``): the curve plot (drawn in a background thread), the runs table (rows edited
+in place), the system pane. Screens never import this module: they post request messages
+(``OpenRun``, ``LaunchRequested``, ``StopRequested``… in ``messages.py``) that bubble to the app's
+``on_…`` handlers, and the app posts ``RunChanged`` back. Thread workers read files and post
+messages; the UI thread only paints. Nothing here trains: launching, resuming and stopping run the
+same ``idmm run`` command and signals as the CLI (``procs.py``), and the run directory is the only
+interface.
 """
 
 from __future__ import annotations
 
 import functools
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,6 +53,11 @@ from idmm_tui.tui.screens.zoo import ZooScreen
 from idmm_tui.tui.summary import run_status
 from idmm_tui.tui.sysinfo import SystemSampler, SystemStats
 from idmm_tui.tui.widgets.system import SystemPane
+
+#: How soon (s) a background thread holding the GIL hands it to the UI thread when that asks for it.
+#: Python's 5 ms default makes the UI thread wait at each numpy call that lets the GIL go while a
+#: worker parses a long run or the drawing thread draws (scripts/bench_tui_plot.py --switch-interval).
+SWITCH_INTERVAL = 0.001
 
 
 def default_recipes_dir() -> Path | None:
@@ -96,14 +103,20 @@ class IdmmApp(App):
         self.system_stats: SystemStats | None = None
         self.processes: dict[int, tuple[subprocess.Popen, Path, Path]] = {}
         self._system_wake = threading.Event()
+        self._switch_interval = sys.getswitchinterval()
 
     def on_mount(self) -> None:
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         for error in discover_screens():
             self.notify(error, title="Screen plugin", severity="error", timeout=10)
         self.push_screen(RunsScreen())
         if self.show_system:
             self.sample_system()
         self.set_interval(0.5, self.reap_children)
+
+    def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)
 
     # -- system pane -----------------------------------------------------------------------------
 

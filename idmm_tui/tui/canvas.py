@@ -12,10 +12,14 @@ axes span its data exactly.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+from rich.console import Console
+from rich.style import Style as RichStyle
 from rich.text import Text
+from textual.strip import Strip
 from textual_plotext.plot import Plot
 
 from idmm_tui.tui.downsample import bucket_extremes, downsample, headroom_limit
@@ -24,14 +28,48 @@ from idmm_tui.tui.downsample import bucket_extremes, downsample, headroom_limit
 AXIS_COLUMNS = 8
 
 
-@dataclass(frozen=True)
 class Line:
-    """One series: its points, legend label and RGB colour (None: plotext's default)."""
+    """One series: its points (arrays, or consecutive parts of them), legend label and RGB colour.
 
-    label: str
-    xs: np.ndarray
-    ys: np.ndarray
-    color: tuple[int, int, int] | None = None
+    The parts are joined the first time ``xs`` / ``ys`` are read: by the drawing thread, not the UI.
+    """
+
+    __slots__ = ("label", "color", "_x_parts", "_y_parts", "_xs", "_ys", "_count")
+
+    def __init__(
+        self,
+        label: str,
+        xs: np.ndarray | tuple[np.ndarray, ...],
+        ys: np.ndarray | tuple[np.ndarray, ...],
+        color: tuple[int, int, int] | None = None,
+    ) -> None:
+        self.label, self.color = label, color
+        self._x_parts = xs if isinstance(xs, tuple) else (np.asarray(xs, dtype=float),)
+        self._y_parts = ys if isinstance(ys, tuple) else (np.asarray(ys, dtype=float),)
+        self._xs: np.ndarray | None = None
+        self._ys: np.ndarray | None = None
+        self._count = sum(len(part) for part in self._y_parts)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def xs(self) -> np.ndarray:
+        if self._xs is None:
+            self._xs = _join(self._x_parts)
+        return self._xs
+
+    @property
+    def ys(self) -> np.ndarray:
+        if self._ys is None:
+            self._ys = _join(self._y_parts)
+        return self._ys
+
+
+def _join(parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 @dataclass(frozen=True)
@@ -59,7 +97,7 @@ def _outward(lo: float, hi: float) -> tuple[float, float]:
 
 def plot_points(lines: list[Line], width: int, height: int, *, live: bool = False, decimate: bool = True) -> PlotPoints:
     """The points of ``lines`` a ``width`` x ``height`` plot draws, and their position on its pixel grid."""
-    shown = [line for line in lines if len(line.xs)]
+    shown = [line for line in lines if len(line)]
     if not shown:
         return PlotPoints((), None, None, ("empty", width, height), 0)
     x_lo = min(float(np.min(line.xs)) for line in shown)
@@ -119,3 +157,22 @@ def draw(plt: Plot, points: PlotPoints, width: int, height: int, theme: str) -> 
     plt._set_size(width, height)  # as textual-plotext's own render does (its issue #5)
     plt.theme(theme)
     return Text.from_ansi(plt.build())
+
+
+_consoles = threading.local()
+
+
+def to_strips(text: Text, width: int, height: int, base: RichStyle | None = None) -> list[Strip]:
+    """``text`` as ``height`` lines of ``width`` cells, over the ``base`` style, with selection offsets:
+    what Textual's compositor would make of it (a Rich console of the calling thread renders it)."""
+    console = getattr(_consoles, "console", None)
+    if console is None:
+        console = _consoles.console = Console(
+            width=width, height=height, color_system="truecolor", force_terminal=True, legacy_windows=False, _environ={}
+        )
+    options = console.options.update(width=width, height=height, no_wrap=True, overflow="crop")
+    lines = console.render_lines(text, options, pad=True, new_lines=False)
+    strips = [Strip(line, width) for line in lines]
+    if base is not None:
+        strips = [strip.apply_style(base) for strip in strips]
+    return [strip.apply_offsets(0, y) for y, strip in enumerate(strips)]

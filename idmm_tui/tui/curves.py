@@ -38,23 +38,34 @@ _NUMBERS = (int, float)
 
 
 class Column:
-    """A float64 column: appended in place (capacity doubles), prepended as chunks joined on first read.
+    """A float64 column in parts: older parts put in front, new values appended to a tail buffer in place.
 
-    :meth:`array` returns a view that later appends never change, so it can be handed to another
-    thread without a copy.
+    Adding k values costs O(k) whatever the column's length (nothing is copied on the UI thread);
+    :meth:`parts` are views that later additions never change, so another thread may read them (and
+    join them: :meth:`array`) without a lock.
     """
 
-    __slots__ = ("_buf", "_n", "_head")
+    __slots__ = ("_head", "_buf", "_n")
 
-    def __init__(self, values: np.ndarray | None = None) -> None:
+    def __init__(self) -> None:
+        self._head: list[np.ndarray] = []  # older parts, oldest first
         self._buf = np.empty(64)
         self._n = 0
-        self._head: list[np.ndarray] = []
-        if values is not None:
-            self.append(values)
 
     def __len__(self) -> int:
-        return self._n + sum(len(chunk) for chunk in self._head)
+        return self._n + sum(len(part) for part in self._head)
+
+    @property
+    def head_parts(self) -> int:
+        """How many parts were put in front."""
+        return len(self._head)
+
+    def head_part(self, index: int) -> np.ndarray:
+        return self._head[index]
+
+    def tail(self) -> np.ndarray:
+        """The appended values (a view)."""
+        return self._buf[: self._n]
 
     def append(self, values: np.ndarray) -> None:
         k = len(values)
@@ -71,18 +82,30 @@ class Column:
         if len(values):
             self._head.insert(0, np.asarray(values, dtype=float))
 
-    def array(self) -> np.ndarray:
-        if self._head:
-            joined = np.concatenate([*self._head, self._buf[: self._n]])
-            self._head, self._n = [], len(joined)
-            self._buf = np.empty(max(64, 2 * len(joined)))
-            self._buf[: self._n] = joined
-        return self._buf[: self._n]
+    def parts(self) -> tuple[np.ndarray, ...]:
+        """The values as consecutive arrays (views), oldest first."""
+        return (*self._head, self.tail()) if self._n or not self._head else tuple(self._head)
 
-    def last(self) -> float | None:
-        if self._n:
-            return float(self._buf[self._n - 1])
-        return float(self._head[-1][-1]) if self._head else None
+    def array(self) -> np.ndarray:
+        """The values as one array (a copy when the column is in several parts)."""
+        return join(self.parts())
+
+    def last(self, k: int | None = None) -> np.ndarray | float | None:
+        """The last value (None when empty), or the last ``k`` values."""
+        if k is None:
+            if self._n:
+                return float(self._buf[self._n - 1])
+            return float(self._head[-1][-1]) if self._head else None
+        if self._n >= k or not self._head:
+            return self.tail()[-k:]
+        return join(self.parts())[-k:]
+
+
+def join(parts: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
+    """Arrays joined into one (the array itself when there is one)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 @dataclass
@@ -128,17 +151,24 @@ def columnize(records: list[dict[str, Any]]) -> dict[str, StageColumns]:
     }
 
 
-@dataclass
-class _Series:
-    """One cached ``xy`` result and how far into the stage's columns it has been computed."""
+class Series:
+    """One plotted series of a stage (finite points of a metric against step or epoch, smoothed or
+    not), kept in parts like the columns it comes from and extended as they grow."""
 
-    source: str
-    generation: int
-    steps_per_epoch: float | None
-    consumed: int
-    xs: Column
-    ys: Column
-    state: tuple[float, float] | None = None  # the EMA's, when smoothed
+    def __init__(self, source: str, steps_per_epoch: float | None) -> None:
+        self.source, self.steps_per_epoch = source, steps_per_epoch
+        self.heads = 0  # the column parts put in front that are already in the series
+        self.done = 0  # the appended column values already in the series
+        self.xs, self.ys = Column(), Column()
+        self.state: tuple[float, float] | None = None  # the EMA's, when smoothed
+
+    def __len__(self) -> int:
+        return len(self.ys)
+
+    def last(self) -> float | None:
+        """The last point's value (None when empty)."""
+        value = self.ys.last()
+        return None if value is None else float(value)
 
 
 class StageCurves:
@@ -149,9 +179,8 @@ class StageCurves:
         self.train: dict[str, Column] = {k: Column() for k in TRAIN_COLUMNS}
         self.epochs: dict[str, Column] = {k: Column() for k in EPOCH_COLUMNS}
         self.version = 0  # bumped by every change
-        self.generation = 0  # bumped when older records are inserted (cached series start over)
         self._finite: dict[tuple[str, str], bool] = {}
-        self._series: dict[tuple[str, str, float], _Series] = {}
+        self._series: dict[tuple[str, str, float], Series] = {}
         self._spe: float | None = None
 
     def add(self, record: dict[str, Any]) -> None:
@@ -171,14 +200,13 @@ class StageCurves:
                     self._finite[(source, key)] = bool(np.isfinite(values).any())
         self.version += 1
         if older:
-            self.generation += 1
-            self._spe = None
+            self._spe = None  # an earlier epoch line may come first now
 
     def __len__(self) -> int:
         return len(self.train["step"]) + len(self.epochs["step"])
 
     def column(self, source: str, key: str) -> np.ndarray:
-        """``self.train[key]`` or ``self.epochs[key]`` as a float array (a view: do not write to it)."""
+        """``self.train[key]`` or ``self.epochs[key]`` as one float array (a copy if in parts)."""
         return (self.epochs if source == "epochs" else self.train)[key].array()
 
     @property
@@ -192,55 +220,93 @@ class StageCurves:
 
     def last_train_step(self) -> float | None:
         """The step of the last train line (None when there is none)."""
-        return self.train["step"].last()
+        value = self.train["step"].last()
+        return None if value is None else float(value)
 
     def has(self, metric: str) -> bool:
-        xs, ys = self.xy(metric, "step", 0.0)
-        return len(ys) > 0
+        return len(self.series(metric)) > 0
 
     def _source(self, metric: str) -> str:
         if metric in EPOCH_ONLY or not self._finite.get(("train", metric)):
             return "epochs"  # epoch-only metric, or no train lines (log_every > steps per stage)
         return "train"
 
-    def xy(self, metric: str, x_axis: str = "step", smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def series(self, metric: str, x_axis: str = "step", smoothing: float = 0.0) -> Series:
         """The points of ``metric`` against ``x_axis`` ("step" or "epoch"), finite values only.
 
-        Cached per (metric, x axis, smoothing) and extended by the new records only.
+        Cached per (metric, x axis, smoothing) and extended by the new values only; older values put
+        in front add their points in front (a smoothed series, whose every value depends on the
+        ones before it, is computed again then).
         """
         smoothing = smoothing if metric in SMOOTHABLE else 0.0
         source = self._source(metric)
+        columns = self.epochs if source == "epochs" else self.train
         spe = self.steps_per_epoch if x_axis == "epoch" and source == "train" else None
         key = (metric, x_axis, smoothing)
         series = self._series.get(key)
-        if series is None or (series.source, series.generation, series.steps_per_epoch) != (
-            source,
-            self.generation,
-            spe,
+        heads = columns["step"].head_parts
+        if (
+            series is None
+            or (series.source, series.steps_per_epoch) != (source, spe)
+            or (smoothing and series.heads != heads)
         ):
-            series = self._series[key] = _Series(source, self.generation, spe, 0, Column(), Column())
-        total = len((self.epochs if source == "epochs" else self.train)["step"])
-        if series.consumed < total:
-            ys = self.column(source, metric)[series.consumed : total]
-            if smoothing > 0:
-                ys, series.state = ema_array(ys, smoothing, state=series.state)
-            if x_axis == "epoch":
-                xs = (
-                    self.column(source, "step")[series.consumed : total] / spe
-                    if spe
-                    else self.column(source, "epoch")[series.consumed : total]
-                )
-            else:
-                xs = self.column(source, "step")[series.consumed : total]
-            keep = np.isfinite(xs) & np.isfinite(ys)
+            series = self._series[key] = Series(source, spe)
+            if smoothing:  # from the start, in order, carrying the average along
+                for i in range(heads):
+                    self._extend(series, columns, metric, x_axis, smoothing, i, append=True)
+                series.heads = heads
+        for i in reversed(range(heads - series.heads)):  # parts put in front since: newest first
+            self._extend(series, columns, metric, x_axis, smoothing, i, append=False)
+        series.heads = heads
+        if series.done < len(columns["step"].tail()):
+            self._extend(series, columns, metric, x_axis, smoothing, None, append=True)
+        return series
+
+    def _extend(
+        self,
+        series: Series,
+        columns: dict[str, Column],
+        metric: str,
+        x_axis: str,
+        smoothing: float,
+        part: int | None,
+        *,
+        append: bool,
+    ) -> None:
+        """Add the points of one column part (``part`` None: the appended values not yet added)."""
+
+        def values(key: str) -> np.ndarray:
+            column = columns[key]
+            return column.head_part(part) if part is not None else column.tail()[series.done :]
+
+        ys, steps = values(metric), values("step")
+        epochs = values("epoch") if x_axis == "epoch" and not series.steps_per_epoch else None
+        if part is None:
+            series.done += len(ys)
+        if smoothing > 0:
+            ys, series.state = ema_array(ys, smoothing, state=series.state)
+        if epochs is not None:
+            xs = epochs
+        elif x_axis == "epoch":
+            xs = steps / series.steps_per_epoch
+        else:
+            xs = steps
+        keep = np.isfinite(xs) & np.isfinite(ys)
+        if append:
             series.xs.append(xs[keep])
             series.ys.append(ys[keep])
-            series.consumed = total
+        else:
+            series.xs.prepend(xs[keep])
+            series.ys.prepend(ys[keep])
+
+    def xy(self, metric: str, x_axis: str = "step", smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`series` as two arrays (joined: a copy when in parts)."""
+        series = self.series(metric, x_axis, smoothing)
         return series.xs.array(), series.ys.array()
 
     def rate(self, window: int = 50) -> float | None:
         """Training steps per second over the last ``window`` train lines (None when unknown)."""
-        steps, times = self.column("train", "step")[-window:], self.column("train", "time")[-window:]
+        steps, times = self.train["step"].last(window), self.train["time"].last(window)
         keep = np.isfinite(steps) & np.isfinite(times)
         steps, times = steps[keep], times[keep]
         if len(steps) < 2:

@@ -51,13 +51,8 @@ class RunsScanner:
             if entry is None or entry.key != key:
                 summary = read_json(path / SUMMARY_FILE)
                 self.reads += 1
-                if not summary:  # half-written (or not JSON): keep what we had, try again next scan
-                    if entry is not None:
-                        seen[path] = entry
-                        if entry.summary is not None and entry.row is not None:
-                            rows.append(entry.row)
-                            summaries[path] = entry.summary
-                    continue
+                if not summary and entry is not None and entry.summary is not None:
+                    summary = entry.summary  # half-written: keep what we had (read again when it changes)
                 entry = _Seen(key, summary if summary.get("format") == RUN_MARKER else None)
             seen[path] = entry
             if entry.summary is None:

@@ -20,16 +20,33 @@ def on_this_host(summary: dict[str, Any]) -> bool:
     return host in (None, "") or host == socket.gethostname()
 
 
+#: How long a run's status is reused for the same summary (it asks the OS about the run's process).
+STATUS_TTL = 0.5
+_last_status: tuple[dict[str, Any], tuple, float, str] | None = None
+
+
 def run_status(summary: dict[str, Any]) -> str:
     """The core's ``effective_status`` (a "running" run whose process is gone is "interrupted");
-    "starting" for an empty or unreadable summary."""
+    "starting" for an empty or unreadable summary.
+
+    The last answer is reused for the same summary (same object, status, pid and host) for
+    ``STATUS_TTL`` seconds: a view asks several times per refresh, and each asks the OS.
+    """
+    global _last_status
     if not summary:
         return "starting"
+    now = time.monotonic()
+    inputs = (summary.get("status"), summary.get("pid"), summary.get("host"))
+    last = _last_status
+    if last is not None and last[0] is summary and last[1] == inputs and now - last[2] < STATUS_TTL:
+        return last[3]
     try:
         status = effective_status(summary)
     except (OverflowError, TypeError, ValueError):  # an absurd pid
         status = text(summary.get("status"))
-    return status if status in STATUSES else text(summary.get("status")) or "?"
+    status = status if status in STATUSES else text(summary.get("status")) or "?"
+    _last_status = (summary, inputs, now, status)
+    return status
 
 
 def stages_of(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

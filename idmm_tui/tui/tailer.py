@@ -26,10 +26,12 @@ from idmm_tui.tui.curves import StageColumns, columnize
 #: Bytes read at most per poll and file: a huge file is caught up over several polls, so that one
 #: poll never holds a worker (or the memory) for long.
 MAX_READ = 8 << 20
-#: Bytes of a metrics file read first, from its end (~1,700 lines).
-TAIL_FIRST = 256 << 10
-#: The largest older chunk read in one poll.
-MAX_OLDER = 32 << 20
+#: Bytes of a metrics file read first, from its end (~850 lines).
+TAIL_FIRST = 128 << 10
+#: The largest older chunk read in one poll (reading and decoding it holds the GIL: keep it short).
+MAX_OLDER = 8 << 20
+#: Lines parsed by one ``json.loads`` call (it holds the GIL: ~10 ms).
+PARSE_BATCH = 2000
 
 
 class FileTail:
@@ -130,11 +132,19 @@ class FileTail:
 def parse_metrics_lines(lines: list[str]) -> list[dict[str, Any]]:
     """JSON objects of ``lines``, skipping blank and malformed ones (the rule of ``store.iter_metrics``).
 
-    Lines that each hold one object are parsed as a single JSON array (several times faster than one
-    ``json.loads`` per line); any doubt (an odd line, a count that does not match) parses line by line.
+    Lines that each hold one object are parsed ``PARSE_BATCH`` at a time as one JSON array (several
+    times faster than one ``json.loads`` per line, and short enough that the UI thread gets the GIL
+    between batches); any doubt (an odd line, a count that does not match) parses line by line.
     """
     lines = [line for line in lines if line.strip()]
-    if lines and all(line.lstrip().startswith("{") and line.rstrip().endswith("}") for line in lines):
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(lines), PARSE_BATCH):
+        out += _parse_batch(lines[start : start + PARSE_BATCH])
+    return out
+
+
+def _parse_batch(lines: list[str]) -> list[dict[str, Any]]:
+    if all(line.lstrip().startswith("{") and line.rstrip().endswith("}") for line in lines):
         try:
             records = json.loads("[" + ",".join(lines) + "]")
         except ValueError:
@@ -192,6 +202,7 @@ class RunWatcher:
         self._recipe_seen = False
         self._existed = False
         self._older_bytes = TAIL_FIRST
+        self._tail_sent = False
 
     def poll(self) -> RunPoll:
         out = RunPoll(self.run.path)
@@ -203,12 +214,13 @@ class RunWatcher:
         self._existed = True
         out.reset, lines = self._metrics.poll()
         if out.reset:
-            self._older_bytes = TAIL_FIRST
+            self._older_bytes, self._tail_sent = TAIL_FIRST, False
         out.records = parse_metrics_lines(lines)
         out.columns = columnize(out.records)
-        if self._metrics.has_older:
+        if self._metrics.has_older and self._tail_sent:  # (the end of the file goes first, on its own)
             self._older_bytes = min(2 * self._older_bytes, MAX_OLDER)
             out.older = columnize(parse_metrics_lines(self._metrics.older(self._older_bytes)))
+        self._tail_sent = True
         out.backfilling = self._metrics.has_older
         try:
             st = os.stat(self.run.summary)

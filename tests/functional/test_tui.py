@@ -425,6 +425,111 @@ async def test_run_view_plots_every_stage_and_survives_malformed_lines(fixture_r
 
 
 @pilot_test
+async def test_a_poll_without_new_points_for_the_shown_stage_redraws_nothing(fixture_runs):
+    from idmm_tui.tui.builder import CANVAS_JOBS
+    from idmm_tui.tui.screens.run import RunScreen
+    from idmm_tui.tui.widgets.curves import CurvePlot
+
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        run = fixture_runs / "demo-no-cutmix"  # stopped in finetune_28, which is shown
+        app.open_run(run)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await pilot.pause()
+        plots = list(screen.query(CurvePlot))
+        assert len(plots) == 4
+        await wait_for(pilot, lambda: all(p.builds for p in plots), what="the first pictures")
+        await pilot.pause(0.3)
+        given = [p._version for p in plots]  # set_lines calls
+        builds, jobs, polls = [p.builds for p in plots], CANVAS_JOBS.done, screen.polls
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps(summary) + "\n")  # a poll with a summary, no metrics
+        with open(run / "metrics.jsonl", "a") as handle:  # ends the partial last line, adds a pretraining line
+            handle.write('\n{"kind":"train","stage":"pretrain","stage_index":0,"epoch":4,"step":33,"loss":0.5}\n')
+        pretrain = screen.curves.stages["pretrain"]
+        await wait_for(pilot, lambda: pretrain.last_train_step() == 33 and screen.polls > polls, what="the polls")
+        await pilot.pause(0.3)
+        assert screen.stage == "finetune_28"
+        assert [p._version for p in plots] == given  # the plots were not even given their lines again
+        assert [p.builds for p in plots] == builds and CANVAS_JOBS.done == jobs  # nothing drawn, nothing painted
+        await pilot.press("left_square_bracket")  # the pretraining stage is drawn when shown
+        await wait_for(pilot, lambda: plots[0].builds > builds[0], what="the pretraining's picture")
+        assert plots[0].point_count == 17
+
+
+@pilot_test
+async def test_a_long_run_shows_its_end_first_then_fills_in(fixture_runs):
+    from idmm_tui.tui.screens.run import RunScreen
+    from idmm_tui.tui.tailer import TAIL_FIRST
+    from idmm_tui.tui.widgets.curves import CurvePlot
+
+    run = make_run(fixture_runs, "long", status="interrupted", pre_epochs=2, ft_epochs=1)
+    lines = [
+        json.dumps(
+            {
+                "kind": "train",
+                "stage": "finetune_28",
+                "stage_index": 1,
+                "epoch": 1,
+                "step": i,
+                "loss": 2 + math.sin(i / 500),
+                "lr": 1e-3,
+                "images_per_s": 900.0,
+                "time": i / 10,
+            }
+        )
+        for i in range(1, 20_001)
+    ]
+    (run / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    assert len(lines[0]) * len(lines) > 10 * TAIL_FIRST
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run(run)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await wait_for(pilot, lambda: screen.polls, what="the first poll")
+        first = screen.curves.points
+        assert 0 < first < 2_000 and screen.curves.stages["finetune_28"].last_train_step() == 20_000
+        await wait_for(pilot, lambda: screen.curves.points == 20_000, what="the older points")
+        loss = screen.query_one("#plot-loss", CurvePlot)
+        await wait_for(pilot, lambda: loss.point_count == 20_000 and loss.last_points, what="the whole curve")
+        assert loss.lines[0].xs.tolist() == list(range(1, 20_001))
+
+
+@pilot_test
+async def test_runs_table_updates_changed_rows_in_place(fixture_runs):
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        table = screen.table
+        await wait_for(pilot, lambda: table.row_count == 5, what="rows")
+        await pilot.pause(0.2)
+        rows = dict(table.rows)
+        rendered = []
+        render_cell = table._render_cell
+        table._render_cell = lambda *args, **kwargs: rendered.append(args[:2]) or render_cell(*args, **kwargs)
+        summary_path = fixture_runs / "demo-idmm" / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["test_acc"] = 99.5
+        summary_path.write_text(json.dumps(summary))
+        await wait_for(
+            pilot, lambda: "99.50" in str(table.get_cell(str(summary_path.parent), "test_acc")), what="the new accuracy"
+        )
+        await pilot.pause(0.2)
+        assert dict(table.rows) == rows and all(table.rows[k] is rows[k] for k in rows)  # edited, not rebuilt
+        changed_row = [r.name for r in screen.visible_rows()].index("demo-idmm")
+        assert {row for row, _ in rendered} == {changed_row}  # only its row was rendered again, not all 5
+        del table._render_cell
+        order = [r.name for r in screen.visible_rows()]
+        await pilot.press("O")  # reverse the sort: the same rows, reordered
+        assert [r.name for r in screen.visible_rows()] == order[::-1]
+        assert all(table.rows[k] is rows[k] for k in rows)
+        assert [str(table.get_row_at(i)[2]) for i in range(5)] == order[::-1]
+        assert screen.current_path() is not None
+
+
+@pilot_test
 async def test_compare_overlays_runs_with_stable_colours_and_diffs_recipes(fixture_runs):
     from idmm_tui.tui.screens.compare import CompareScreen
     from idmm_tui.tui.widgets.curves import CurvePlot

@@ -31,8 +31,7 @@ def knn_final(summary: dict[str, Any], curves: RunCurves) -> float | None:
     info = stages.get("pretrain") if isinstance(stages, dict) else None
     value = num(info.get("knn_acc")) if isinstance(info, dict) else None
     if value is None and "pretrain" in curves.stages:
-        xs, ys = curves.stages["pretrain"].xy("knn_acc")
-        value = float(ys[-1]) if len(ys) else None
+        value = curves.stages["pretrain"].series("knn_acc").last()
     return value
 
 
@@ -154,8 +153,8 @@ class CompareScreen(WatchingScreen):
             stage = run.curves.stages.get(self.stage) if self.stage else None
             if stage is None:
                 continue
-            xs, ys = stage.xy(metric, self.x_axis, smoothing)
-            lines.append(Line(run.name, xs, ys, self.run_colors[run.path.name]))
+            series = stage.series(metric, self.x_axis, smoothing)
+            lines.append(Line(run.name, series.xs.parts(), series.ys.parts(), self.run_colors[run.path.name]))
         return lines
 
     def _live(self) -> bool:
@@ -186,10 +185,10 @@ class CompareScreen(WatchingScreen):
         left.border_subtitle = right.border_subtitle = f"{self.stage or '—'} · x: {self.x_axis}"
         left.set_lines(self._lines(self.metric), empty_text="no data for this stage", live=live)
         acc, knn = self._lines("test_acc"), self._lines("knn_acc")
-        if any(len(line.xs) for line in acc):
+        if any(len(line) for line in acc):
             right.border_title = METRIC_TITLES["test_acc"]
             right.set_lines(acc, live=live)
-        elif any(len(line.xs) for line in knn):  # pretraining: the kNN monitor
+        elif any(len(line) for line in knn):  # pretraining: the kNN monitor
             right.border_title = METRIC_TITLES["knn_acc"]
             right.set_lines(knn, live=live)
         else:
@@ -208,8 +207,7 @@ class CompareScreen(WatchingScreen):
                 info = summary.get("stages", {}).get(name) if isinstance(summary.get("stages"), dict) else None
                 value = info.get("loss") if isinstance(info, dict) else None
                 if value is None and name in run.curves.stages:
-                    xs, ys = run.curves.stages[name].xy("loss", "step")
-                    value = float(ys[-1]) if len(ys) else None
+                    value = run.curves.stages[name].series("loss").last()
                 stage_loss.append(fmt_num(value, 4))
             acc = num(summary.get("test_acc"))
             if acc is None:

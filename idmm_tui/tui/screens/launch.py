@@ -22,6 +22,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from idmm_tui.errors import IdmmError
+from idmm_tui.tui.core_imports import CORE_IMPORT
 from idmm_tui.tui.messages import LaunchRequested, RecipeChecked, RegistriesLoaded
 from idmm_tui.tui.screens.base import DashboardScreen
 
@@ -191,16 +192,22 @@ class LaunchScreen(DashboardScreen):
     @work(thread=True, exclusive=True, group="registries", exit_on_error=False)
     def load_registries(self) -> None:
         try:
-            from idmm_tui.data.registry import dataset_names
-            from idmm_tui.methods import method_names
-            from idmm_tui.models.registry import backbone_names
+            with CORE_IMPORT:
+                from idmm_tui.data.registry import dataset_names
+                from idmm_tui.methods import method_names
+                from idmm_tui.models.registry import backbone_names
 
-            self.post_message(RegistriesLoaded(backbone_names(), dataset_names(), method_names()))
+                loaded = RegistriesLoaded(backbone_names(), dataset_names(), method_names())
+            self.post_message(loaded)
         except Exception as exc:  # shown in the form, never fatal
             self.post_message(RegistriesLoaded([], [], [], error=f"cannot load the registries: {exc}"))
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def check(self, token: int, recipe_path: str, values: dict[str, Any], extra: str, name: str) -> None:
+        with CORE_IMPORT:  # the first check imports the core (and the registries find their entries)
+            self._check(token, recipe_path, values, extra, name)
+
+    def _check(self, token: int, recipe_path: str, values: dict[str, Any], extra: str, name: str) -> None:
         defaults: dict[str, Any] = {}
         try:
             from idmm_tui.launch import resolve_recipe

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
@@ -144,6 +145,7 @@ class RunScreen(WatchingScreen):
         self.smoothing = 0.0
         self.polls = 0
         self.recipe_text = ""
+        self._recipe_shown = ""
         self._plotted: dict[str | None, tuple] = {}  # plot id -> what it was last given
 
     def compose(self) -> ComposeResult:
@@ -192,9 +194,7 @@ class RunScreen(WatchingScreen):
                 log.write_lines(poll.log_lines)
             if poll.recipe_text is not None:
                 self.recipe_text = poll.recipe_text
-                self.query_one("#recipe-text", Static).update(
-                    Syntax(poll.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True)
-                )
+                self._show_recipe()
         if self.follow or self.stage is None:
             self.stage = default_stage(self.summary, self.curves)
         self._update_header()
@@ -251,12 +251,12 @@ class RunScreen(WatchingScreen):
             lines = []
             if stage is not None:
                 if smoothing:
-                    xs, ys = stage.xy(metric, self.x_axis, 0.0)
-                    lines.append(Line("raw", xs, ys, RAW_COLOR))
-                xs, ys = stage.xy(metric, self.x_axis, smoothing)
-                lines.append(Line(metric, xs, ys, CURVE_COLORS[metric]))
-                if len(ys):
-                    title = f"{title}  {fmt_value(metric, float(ys[-1]))}"
+                    raw = stage.series(metric, self.x_axis, 0.0)
+                    lines.append(Line("raw", raw.xs.parts(), raw.ys.parts(), RAW_COLOR))
+                series = stage.series(metric, self.x_axis, smoothing)
+                lines.append(Line(metric, series.xs.parts(), series.ys.parts(), CURVE_COLORS[metric]))
+                if len(series):
+                    title = f"{title}  {fmt_value(metric, series.last())}"
             if plot.border_title != title:
                 plot.border_title = title
             if plot.border_subtitle != subtitle:
@@ -290,6 +290,18 @@ class RunScreen(WatchingScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#run-tabs", TabbedContent).active = tab
+
+    @on(TabbedContent.TabActivated, "#run-tabs")
+    def _tab_activated(self) -> None:
+        self._show_recipe()
+
+    def _show_recipe(self) -> None:
+        """The recipe, highlighted once its tab is shown (not while the curves are being opened)."""
+        if self.recipe_text != self._recipe_shown and self.query_one("#run-tabs", TabbedContent).active == "recipe":
+            self._recipe_shown = self.recipe_text
+            self.query_one("#recipe-text", Static).update(
+                Syntax(self.recipe_text, "toml", background_color="default", line_numbers=False, word_wrap=True)
+            )
 
     def action_stop(self) -> None:
         self.post_message(StopRequested(self.path, self.summary))

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
@@ -40,6 +41,8 @@ def status_text(status: str) -> Text:
 CELL_KEYS = ("mark", *(key for key, _ in COLUMNS))
 #: Rows added plus removed above which the table is rebuilt rather than edited row by row.
 MAX_ROW_CHANGES = 20
+#: Seconds of pause in typing the filter before the table follows it.
+FILTER_DELAY = 0.15
 
 
 class RunsScreen(DashboardScreen):
@@ -79,6 +82,7 @@ class RunsScreen(DashboardScreen):
         self._shown: dict[str, tuple] | None = None  # row key -> cells, in the table's order
         self._cells_of: dict[tuple[RunRow, bool], tuple] = {}  # cells of a row (and its mark), made once
         self._visible_count = 0
+        self._filter_timer: Timer | None = None
         self._wake = threading.Event()
 
     # -- layout ----------------------------------------------------------------------------------
@@ -137,8 +141,8 @@ class RunsScreen(DashboardScreen):
                     error = ""
                 except OSError as exc:  # the runs directory vanished, permissions…: say so, keep going
                     rows, summaries, error = [], {}, f"cannot read {self.dashboard.runs_dir}: {exc}"
-                if (rows, error) != last:  # a summary that changed changes its row
-                    last = (rows, error)
+                if (rows, summaries, error) != last:  # (unchanged summaries are the same objects: cheap)
+                    last = (rows, summaries, error)
                     self.post_message(RunsScanned(rows, summaries, error))
             self._wake.wait(self.dashboard.scan_interval)
             self._wake.clear()
@@ -317,11 +321,21 @@ class RunsScreen(DashboardScreen):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        """The table follows the filter once typing pauses (one rebuild for a word, not one per key)."""
         self.query_text = event.value.strip()
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY, self._filter_now)
+
+    def _filter_now(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
         self.refresh_table()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._filter_now()
         if not event.value.strip():
             event.input.add_class("hidden")
         self.table.focus()

@@ -13,6 +13,8 @@ from idmm_tui.tui.messages import RunChanged, RunsPolled
 from idmm_tui.tui.screens.base import DashboardScreen
 from idmm_tui.tui.tailer import RunPoll, RunWatcher
 
+#: Seconds between the end of a long run being shown and its older records being read.
+BACKFILL_DELAY = 0.3
 #: Seconds between two older chunks of a long run being read (the UI thread applies each one).
 BACKFILL_PAUSE = 0.02
 
@@ -80,11 +82,17 @@ class WatchingScreen(DashboardScreen):
                 polls = [watcher.poll() for watcher in watchers]
                 backfilling = any(poll.backfilling for poll in polls)
                 pending += [poll for poll in polls if first or not poll.empty]
-                first = False
             if pending and self._handled.is_set():  # else the UI is busy: the next message carries both
                 self._handled.clear()
                 self.post_message(RunsPolled(pending))
                 pending = []
-            # older records of a long run are read without waiting (the UI applies them as they come)
-            self._wake.wait(BACKFILL_PAUSE if backfilling or pending else self.dashboard.tail_interval)
+            if first and backfilling:
+                self._wake.clear()  # (the screen's first resume wakes the worker: not a reason to hurry)
+                wait = BACKFILL_DELAY  # the end of a long run is drawn before its older records are read
+            elif backfilling or pending:
+                wait = BACKFILL_PAUSE  # older records are read without waiting for the next poll
+            else:
+                wait = self.dashboard.tail_interval
+            first = False
+            self._wake.wait(wait)
             self._wake.clear()

@@ -23,6 +23,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, RichLog, Se
 
 from idmm_tui.errors import IdmmError
 from idmm_tui.runs.store import finished_stages
+from idmm_tui.tui.core_imports import CORE_IMPORT
 from idmm_tui.tui.format import text
 from idmm_tui.tui.messages import ZooDone, ZooProgress
 from idmm_tui.tui.screens.base import DashboardScreen
@@ -164,8 +165,9 @@ class ZooScreen(DashboardScreen):
     @work(thread=True, exclusive=True, group="zoo-list", exit_on_error=False)
     def load_list(self) -> None:
         try:
-            from idmm_tui.zoo.ops import list_models
-            from idmm_tui.zoo.registry import default_zoo_dir
+            with CORE_IMPORT:
+                from idmm_tui.zoo.ops import list_models
+                from idmm_tui.zoo.registry import default_zoo_dir
 
             self.post_message(ZooDone("list", True, str(default_zoo_dir()), list_models()))
         except IdmmError as exc:
@@ -179,7 +181,8 @@ class ZooScreen(DashboardScreen):
         # comes through the zoo's `say` lines instead (read by huggingface_hub when first imported)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
-            from idmm_tui.zoo import ops
+            with CORE_IMPORT:
+                from idmm_tui.zoo import ops
 
             if action == "pull":
                 result = ops.pull_model(kwargs["ref"], say=self._say)

@@ -3,9 +3,10 @@
 ``set_lines`` only records the series. A plot that is on screen then asks the drawing thread
 (``builder.CANVAS_JOBS``) for its picture: the series cut to a few points per column, their pixel
 positions compared with the picture shown (unchanged: nothing more is done, nothing is repainted),
-else plotext's drawing as Rich text, posted back as :class:`CanvasDrawn`. The UI thread paints
-that text. A plot that is not on screen (another tab, a covered screen) asks when it is next
-rendered; a newer request replaces a waiting one, so a busy dashboard draws once for several polls.
+else plotext's drawing rendered to strips (terminal lines), posted back as :class:`CanvasDrawn`.
+The UI thread only hands those strips to the compositor. A plot that is not on screen (another tab,
+a covered screen) asks when it is next rendered; a newer request replaces a waiting one, so a busy
+dashboard draws once for several polls.
 """
 
 from __future__ import annotations
@@ -19,20 +20,19 @@ from textual.app import RenderResult
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
-from textual.visual import Visual, visualize
 from textual_plotext import PlotextPlot
 
 from idmm_tui.tui.builder import CANVAS_JOBS
-from idmm_tui.tui.canvas import Line, PlotPoints, draw, plot_points
+from idmm_tui.tui.canvas import Line, draw, plot_points, to_strips
 
 
 @dataclass(eq=False)
 class CanvasDrawn(Message, bubble=False):
-    """The drawing thread's answer to one request of a plot (``text`` None: the picture did not change)."""
+    """The drawing thread's answer to one request of a plot (``strips`` None: the picture did not change)."""
 
     request: int
     key: tuple
-    text: Text | None
+    strips: list[Strip] | None
     points: int
     wall_s: float
     cpu_s: float
@@ -64,12 +64,10 @@ class CurvePlot(PlotextPlot):
         self._request_id = 0
         self._shown_id = 0  # the request whose answer is on screen
         self._shown_key: tuple | None = None  # its pixel key
-        self._canvas: Text | None = None
-        self._strips: list[Strip] = []
-        self._strips_key: tuple | None = None
+        self._strips: list[Strip] | None = None  # the picture on screen
         self.builds = 0  # pictures painted (a request whose pixels did not change paints none)
         self.skipped = 0  # requests answered "unchanged"
-        self.last_build_s: float | None = None  # wall time of the last drawing (drawing thread)
+        self.last_build_s: float | None = None  # wall time of the last answer (drawing thread)
         self.last_build_cpu_s: float | None = None  # its CPU time
         self.last_points = 0
 
@@ -84,7 +82,7 @@ class CurvePlot(PlotextPlot):
 
     @property
     def point_count(self) -> int:
-        return sum(len(line.xs) for line in self._lines)
+        return sum(len(line) for line in self._lines)
 
     def set_lines(self, lines: list[Line], *, empty_text: str | None = None, live: bool = False) -> None:
         """Show these series (``live``: the run is still writing them; the axes leave room for more)."""
@@ -94,7 +92,7 @@ class CurvePlot(PlotextPlot):
             self._empty = empty_text
         self._version += 1
         if not self.point_count:
-            self._canvas, self._shown_key = None, None
+            self._strips, self._shown_key = None, None
             self.refresh()
         elif self.is_on_screen:
             self._request()
@@ -114,20 +112,25 @@ class CurvePlot(PlotextPlot):
         self._requested = wanted
         self._request_id += 1
         request, width, height = self._request_id, self.size.width, self.size.height
-        lines, live, decimate, shown = tuple(self._lines), self._live, self.decimate, self._shown_key
+        lines, live, decimate, shown = list(self._lines), self._live, self.decimate, self._shown_key
         theme = self._get_plotext_theme_name(self.app.theme)
-        plt = self.plt
+        plt = self.plt  # used by the drawing thread only
+        base = self.visual_style.rich_style
 
         def job() -> None:
             start, cpu = time.perf_counter(), time.thread_time()
             try:
-                points: PlotPoints = plot_points(list(lines), width, height, live=live, decimate=decimate)
+                points = plot_points(lines, width, height, live=live, decimate=decimate)
                 key, count = (points.key, theme), points.count
-                text = None if key == shown else draw(plt, points, width, height, theme)
+                if key == shown:
+                    strips = None
+                else:
+                    strips = to_strips(draw(plt, points, width, height, theme), width, height, base)
             except Exception as exc:  # a plotting library edge case must not kill the app
-                text, key, count = Text(f"cannot draw this plot: {exc}", style="red"), ("error", request), 0
+                error = Text(f"cannot draw this plot: {exc}", style="red")
+                strips, key, count = to_strips(error, width, height, base), ("error", request), 0
             self.post_message(
-                CanvasDrawn(request, key, text, count, time.perf_counter() - start, time.thread_time() - cpu)
+                CanvasDrawn(request, key, strips, count, time.perf_counter() - start, time.thread_time() - cpu)
             )
 
         CANVAS_JOBS.submit(id(self), job)
@@ -137,10 +140,10 @@ class CurvePlot(PlotextPlot):
             return  # an answer older than the one on screen
         self._shown_id = message.request
         self.last_build_s, self.last_build_cpu_s = message.wall_s, message.cpu_s
-        if message.text is None:
+        if message.strips is None:
             self.skipped += 1
             return
-        self._canvas, self._shown_key = message.text, message.key
+        self._strips, self._shown_key = message.strips, message.key
         self.last_points = message.points
         self.builds += 1
         self.refresh()
@@ -151,15 +154,13 @@ class CurvePlot(PlotextPlot):
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        """A line of the picture, converted to strips once per picture (not on every refresh)."""
-        if self._canvas is None or not self.point_count:
+        """A line of the picture (drawn by the drawing thread), else of :meth:`render`."""
+        if self._strips is None or not self.point_count:
             return super().render_line(y)
-        width, style = self.size.width, self.visual_style
-        key = (id(self._canvas), self.size, style)
-        if key != self._strips_key:
-            self._strips = Visual.to_strips(self, visualize(self, self._canvas), width, self.size.height, style)
-            self._strips_key = key
-        return self._strips[y] if y < len(self._strips) else Strip.blank(width, style.rich_style)
+        width = self.size.width
+        if y < len(self._strips):
+            return self._strips[y].adjust_cell_length(width)
+        return Strip.blank(width, self.visual_style.rich_style)
 
     def render(self) -> RenderResult:
         if not self.point_count:
