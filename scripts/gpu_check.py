@@ -19,7 +19,7 @@ JSON keys:
   ``mfu`` = model FLOPs (``torch.utils.flop_counter``, forward + backward) × images/s ÷ the GPU's
   dense peak for that precision; ``overhead`` = 1 − idmm / plain per (amp, compiled);
 * ``run``: the real ``idmm run`` (pretraining 2 epochs + fine-tuning 1 epoch at 224 on the generated
-  folder): ``status``, ``seconds``, ``test_acc``, ``stages``; ``resume``: the same recipe stopped
+  folder; on the CPU 6 + 1 tiny epochs): ``status``, ``seconds``, ``test_acc``, ``stages``; ``resume``: the same recipe stopped
   with SIGTERM mid-pretraining then ``--resume``d: ``stopped_exit`` (130), ``status``,
   ``weights_equal`` (final weights identical to the uninterrupted run's; informative on a GPU);
 * ``torchrun``: a 1-process ``torchrun`` run (NCCL on a GPU, gloo on the CPU): ``status``, ``backend``,
@@ -288,7 +288,7 @@ num_workers = {args.workers}
 backbone = "{args.backbone}"
 [pretrain]
 method = "idmm"
-epochs = 2
+epochs = {args.pretrain_epochs}
 resolution = {args.resolution}
 batch_size = {args.batch}
 warmup_epochs = 1
@@ -420,6 +420,7 @@ def main() -> int:
     args.batch = 256 if gpu else 8
     args.warmup, args.steps = (3, 10) if gpu else (1, 2)
     args.images = args.images or (2040 if gpu else 24)
+    args.pretrain_epochs = 2 if gpu else 6  # on the CPU: long enough to be stopped in the middle
     args.workers = args.workers or min(8, os.cpu_count() or 1)
     skipped: list[str] = [] if gpu else ["no CUDA device: CUDA tests skip themselves; NCCL replaced by gloo"]
     report: dict = {
@@ -471,6 +472,7 @@ def main() -> int:
         report["cuda_tests"]["failed"] == 0,
         report["run"].get("status") == "completed",
         report["run"]["resume"]["status"] == "completed" and report["run"]["resume"]["stopped_exit"] == 130,
+        report["run"]["resume"]["weights_equal"] or gpu,  # bit-identical on the CPU; informative on a GPU
         report["torchrun"]["status"] == "completed",
     ]
     report["ok"] = all(checks)
