@@ -19,8 +19,8 @@ JSON keys:
   ``mfu`` = model FLOPs (``torch.utils.flop_counter``, forward + backward) × images/s ÷ the GPU's
   dense peak for that precision; ``overhead`` = 1 − idmm / plain per (amp, compiled);
 * ``run``: the real ``idmm run`` (pretraining 2 epochs + fine-tuning 1 epoch at 224 on the generated
-  folder; on the CPU 6 + 1 tiny epochs): ``status``, ``seconds``, ``test_acc``, ``stages``; ``resume``: the same recipe stopped
-  with SIGTERM mid-pretraining then ``--resume``d: ``stopped_exit`` (130), ``status``,
+  folder; on the CPU 6 + 1 tiny epochs): ``status``, ``seconds``, ``test_acc``, ``stages``; ``resume``: the
+  same recipe stopped with SIGTERM mid-pretraining then ``--resume``d: ``stopped_exit`` (130), ``status``,
   ``weights_equal`` (final weights identical to the uninterrupted run's; informative on a GPU);
 * ``torchrun``: a 1-process ``torchrun`` run (NCCL on a GPU, gloo on the CPU): ``status``, ``backend``,
   ``seconds``.
