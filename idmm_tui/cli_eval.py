@@ -212,6 +212,11 @@ def viz_tsne(
             device=_device(device),
             on_progress=steps,
         )
+    from idmm_tui.tracking import mirror_artifact
+
+    mirrored = mirror_artifact(rd, view.png, warn=lambda text: err.print(text, highlight=False, soft_wrap=True))
+    if mirrored:
+        err.print(f"mirrored to {', '.join(mirrored)}", highlight=False)
     if not no_terminal:
         _terminal_plot(view.series, title=view.title, stream=sys.stderr if as_json else sys.stdout)
     r = view.result

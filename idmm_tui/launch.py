@@ -23,6 +23,7 @@ from idmm_tui.recipe import Recipe, fill_defaults, load_recipe, parse_saved_reci
 from idmm_tui.runs.store import LAST, RunDir, create_run_dir, effective_status, open_run_dir
 from idmm_tui.runs.summary import new_summary
 from idmm_tui.stages import plan_stages, recipe_key
+from idmm_tui.tracking import open_tracker
 from idmm_tui.transfer import init_lineage, init_loader
 
 #: idmm versions whose mid-stage checkpoints this version cannot continue exactly (another steps-per-epoch).
@@ -160,13 +161,27 @@ def execute(
             f"resume it with the same number (now {place.world_size})"
         )
     loader = init_loader(recipe.init) if recipe.init else None
-    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader)
+    tracker = open_tracker(run, recipe, warn=lambda text: _warn(run, reporter, text), enabled=place.is_main)
+    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader, tracker=tracker)
+    tracker.start(run.read_summary() if place.is_main else {})
     try:
-        return trainer.fit(resume_state)
+        summary = trainer.fit(resume_state)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed"
         message = str(exc) or type(exc).__name__
         trainer.update_summary(status=status, error=None if status == "interrupted" else message, pid=None)
         if place.is_main:
             run.append_log(f"run {status}: {message}")
+            if isinstance(exc, KeyboardInterrupt):  # a forced stop: do not keep the user waiting
+                tracker.flush_timeout_s = min(getattr(tracker, "flush_timeout_s", 0.0), 3.0)
+            tracker.finish(run.read_summary())
         raise
+    tracker.finish(summary)
+    return summary
+
+
+def _warn(run: RunDir, reporter: Reporter | None, text: str) -> None:
+    """A tracking warning: in run.log and on the progress display (never an error)."""
+    run.append_log(text)
+    if reporter is not None:
+        reporter.message(text)

@@ -57,6 +57,7 @@ def baseline(tmp_path_factory, tiny_images):
 
 def test_run_writes_a_complete_run_directory(baseline):
     recipe, run, printed = baseline
+    assert printed.pop("run_dir") == str(run.absolute())  # --json names the run directory it made
     assert printed == json.loads((run / "summary.json").read_text())
     assert printed["status"] == "completed"
     assert isinstance(printed["test_acc"], float) and 0.0 <= printed["test_acc"] <= 100.0
