@@ -158,7 +158,12 @@ def viz_tsne(
     split: Annotated[str, typer.Option("--split", help="test or train images")] = "test",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="PNG to write \\[default: <run>/eval/tsne-<stage>-<split>.png]", show_default=False),
+        typer.Option(
+            "--out",
+            help="PNG to write (.pdf/.svg: a vector figure, needs idmm[plots]) "
+            "\\[default: <run>/eval/tsne-<stage>-<split>.png]",
+            show_default=False,
+        ),
     ] = None,
     max_points: Annotated[
         int,
@@ -239,7 +244,10 @@ def viz_params(
         typer.Argument(help="sweep group names, run names or run paths", metavar="REF...", show_default=False),
     ],
     out: Annotated[
-        Path | None, typer.Option("--out", help="also write the plot as this PNG", show_default=False)
+        Path | None,
+        typer.Option(
+            "--out", help="also write the plot as this PNG (.pdf/.svg: vector, idmm[plots])", show_default=False
+        ),
     ] = None,
     metric: Annotated[
         str,

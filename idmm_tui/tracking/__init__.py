@@ -74,7 +74,7 @@ def mirror_artifact(run: RunDir, png: Path, *, warn: Callable[[str], None]) -> l
     from idmm_tui.recipe import parse_saved_recipe, to_table
 
     state = read_state(run)
-    if not state:
+    if not state or Path(png).suffix.lower() != ".png":
         return []
     try:
         recipe = parse_saved_recipe(run.recipe.read_text(encoding="utf-8"), str(run.recipe))
