@@ -1,4 +1,4 @@
-"""Measure idmm's exact torch t-SNE against openTSNE and scikit-learn on the same features.
+"""Measure the exact torch t-SNE (idmm's before 0.2, now scripts/tsne_exact.py) against openTSNE and scikit-learn.
 
 Usage (a finished stage of a run, e.g. the demo's pretraining; or the embedded test images' pixels):
 
@@ -7,7 +7,8 @@ Usage (a finished stage of a run, e.g. the demo's pretraining; or the embedded t
 
 For each implementation: wall time, the KL divergence of its map under idmm's exact P (same perplexity,
 same PCA-50 input), and the leave-one-out 10-NN accuracy in the 2-D map (`knn_acc_2d`, what
-`idmm viz tsne` prints). Needs `pip install openTSNE scikit-learn`.
+`idmm viz tsne` prints). Run from the repository root (the script's folder is on sys.path: it imports
+tsne_exact). scikit-learn comes with openTSNE.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import time
 
 import numpy as np
 import torch
+from tsne_exact import joint_probabilities, kl_divergence, pca, tsne
 
 from idmm_tui.evaluation.neighbours import leave_one_out_knn_accuracy
-from idmm_tui.evaluation.tsne import joint_probabilities, kl_divergence, pca, tsne
+from idmm_tui.evaluation.tsne import tsne as opentsne
 
 
 def features(args) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--perplexity", type=float, default=30.0)
+    parser.add_argument("--no-sklearn-exact", action="store_true", help="skip scikit-learn's exact t-SNE (slow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x, y, what = features(args)
@@ -72,7 +75,11 @@ def main() -> None:
         )
         print(json.dumps(rows[-1]), flush=True)
 
-    measure("idmm exact (torch)", lambda: tsne(x, perplexity=args.perplexity, seed=0).embedding.numpy())
+    measure("idmm 0.1 exact (torch)", lambda: tsne(x, perplexity=args.perplexity, seed=0).embedding.numpy())
+    measure(
+        "idmm viz tsne (PCA-50 + openTSNE)",
+        lambda: opentsne(x, perplexity=args.perplexity, seed=0, threads=args.threads).embedding.numpy(),
+    )
     try:
         from openTSNE import TSNE as OpenTSNE
 
@@ -101,6 +108,8 @@ def main() -> None:
                 inputs
             ),
         )
+        if args.no_sklearn_exact:
+            raise ImportError
         measure(
             "scikit-learn (exact)",
             lambda: SkTSNE(
@@ -108,7 +117,7 @@ def main() -> None:
             ).fit_transform(inputs),
         )
     except ImportError:
-        print("scikit-learn not installed")
+        print("scikit-learn: not installed (or its exact t-SNE skipped)")
     feats = leave_one_out_knn_accuracy(x.float(), y, k=10)
     print(f"{what}: {len(y)} points; 10-NN accuracy on the features themselves {feats:.2f} %")
     print(f"{'implementation':34s} {'seconds':>8s} {'KL (exact P)':>13s} {'knn_acc_2d':>11s}")
