@@ -139,27 +139,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_sink_whose_server_is_down_warns_once_and_the_run_completes(tiny_recipe, tmp_path, cli, monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+def test_sinks_whose_server_is_down_or_login_missing_warn_once_and_the_run_completes(tiny_recipe, tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     runs = tmp_path / "runs"
-    r = cli(
-        "run", tiny_recipe, "--runs-dir", runs, "--name", "down", "--json", "--track", "mlflow,tensorboard",
-        "--set", f"track.mlflow_uri={json.dumps(uri)}", *FAST,
+    home = tmp_path / "home"  # no ~/.netrc: no W&B login
+    home.mkdir()
+    proc = idmm(
+        "run", tiny_recipe, "--runs-dir", runs, "--name", "down", "--json", "--track", "mlflow,wandb,tensorboard",
+        "--set", f"track.mlflow_uri={json.dumps(uri)}", "--set", 'track.wandb_mode="online"', *FAST,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", HOME=str(home),
     )  # fmt: skip
-    assert r.code == 0, r.err
-    printed = r.json()
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
     assert printed["status"] == "completed"
     assert printed["run_dir"] == str((runs / "down").absolute())  # idmm run --json names its run directory
     assert {k: v for k, v in printed.items() if k != "run_dir"} == RunDir(runs / "down").read_summary()
-    warnings = [line for line in r.err.splitlines() if line.startswith("tracking: mlflow")]
-    assert len(warnings) == 1, r.err
-    assert "idmm export" in r.err
     log = (runs / "down" / "run.log").read_text()
-    assert log.count("tracking: mlflow stopped") == 1
+    for sink in ("mlflow", "wandb"):  # one warning each, on the terminal and in run.log
+        assert log.count(f"tracking: {sink} stopped") == 1, log
+        assert proc.stderr.count(f"tracking: {sink} stopped") == 1, proc.stderr
+    assert "No API key" in log and f"idmm export {runs / 'down'} --to wandb" in log
     # the other sink went on
     state = json.loads((runs / "down" / "tracking.json").read_text())
-    assert "tensorboard" in state and "mlflow" not in state
+    assert "tensorboard" in state and "mlflow" not in state and "wandb" not in state
 
 
 def test_export_refuses_unknown_sinks_and_refs(tmp_path, cli):
