@@ -307,9 +307,10 @@ def recipe_keys(table: dict[str, Any]) -> dict[str, Any]:
     """The settings of a recipe table as dotted keys, the way ``--set`` names them.
 
     The chosen method's ``[pretrain.<method>]`` table reads as ``pretrain.<key>``; other methods' tables
-    are left out (they do not apply to this run). Used to compare runs and to match them to the paper.
+    are left out (they do not apply to this run), and so is ``[track]`` (where a run is mirrored changes
+    nothing in it). Used to compare runs and to match them to the paper.
     """
-    table = dict(table)
+    table = {k: v for k, v in table.items() if k != "track"}
     pretrain = table.get("pretrain")
     if isinstance(pretrain, dict):
         method = pretrain.get("method", PretrainConfig.model_fields["method"].default)

@@ -59,9 +59,7 @@ def hyperparameters(recipe: dict[str, Any]) -> dict[str, str | int | float | boo
     from idmm_tui.recipe import recipe_keys
 
     out: dict[str, str | int | float | bool] = {}
-    for key, value in recipe_keys(recipe).items():
-        if key.startswith("track."):
-            continue  # where the run is mirrored is no hyper-parameter
+    for key, value in recipe_keys(recipe).items():  # without [track]: where a run is mirrored is no hyper-parameter
         out[key] = value if isinstance(value, str | int | float | bool) else str(value)
     return out
 

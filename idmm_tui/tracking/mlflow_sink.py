@@ -12,6 +12,7 @@ Uses the client API only (``MlflowClient``, no global active run), so it runs on
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +93,7 @@ class MlflowSink(Sink):
 
 
 def _millis(record: dict[str, Any]) -> int:
-    import time
-
-    return int(time.time() * 1000)
+    return int(time.time() * 1000)  # when it is logged (the record's own "time" is seconds into the run)
 
 
 def _note(info: StartInfo) -> str:

@@ -52,9 +52,8 @@ class TensorBoardSink(Sink):
 
     def record(self, record: dict[str, Any]) -> None:
         step, values = scalars(record)
-        wall = None
         for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step, walltime=wall)
+            self.writer.add_scalar(tag, value, step)
 
     def stage(self, event: str, stage: str, info: dict[str, Any]) -> None:
         text = ", ".join(f"{k} = {v}" for k, v in info.items())

@@ -149,3 +149,15 @@ def test_a_shipped_recipe_is_found_by_name_from_any_directory(tmp_path, monkeypa
     assert load_recipe("recipes/demo.toml").name == "demo"
     with pytest.raises(RecipeError, match="recipe not found"):
         load_recipe("elsewhere/demo.toml")
+
+
+def test_tracking_is_no_recipe_setting_when_runs_are_compared():
+    from idmm_tui.recipe import recipe_keys
+    from idmm_tui.tracking.core import hyperparameters
+
+    table = to_table(Recipe(track=TrackConfig(sinks=["mlflow"])))
+    assert "track" in table
+    assert not any(k.startswith("track.") for k in recipe_keys(table))
+    params = hyperparameters(table)
+    assert params["pretrain.method"] == "idmm" and not any(k.startswith("track.") for k in params)
+    assert params["pretrain.global_scale"] == "[0.14, 1.0]"  # lists as text
