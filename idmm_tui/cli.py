@@ -18,6 +18,7 @@ from idmm_tui.cli_common import RunsDirOpt, err
 from idmm_tui.cli_common import runs_dir as _runs_dir
 from idmm_tui.cli_eval import eval_app, viz_app
 from idmm_tui.cli_experiments import register as register_experiments
+from idmm_tui.cli_track import register as register_track
 from idmm_tui.cli_zoo import zoo_app
 from idmm_tui.errors import BUG_EXIT, INTERRUPTED_EXIT, FilesystemError, UsageError, as_user_error, describe_os_error
 from idmm_tui.textsafe import redact_text, safe_markup
@@ -42,6 +43,24 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(viz_app, name="viz")
 register_experiments(app)
+register_track(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from idmm_tui import __version__
+
+        sys.stdout.write(f"idmm {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,6 +83,16 @@ def run_cmd(
     resume: Annotated[Path | None, typer.Option("--resume", help="continue an interrupted run directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the final summary JSON on stdout")] = False,
     group: Annotated[str | None, typer.Option("--group", hidden=True, help="sweep group (set by idmm sweep)")] = None,
+    track: Annotated[
+        str | None,
+        typer.Option(
+            "--track",
+            metavar="SINKS",
+            help="mirror the run to tensorboard,mlflow,wandb (comma-separated; 'none' = off); "
+            "replaces the recipe's [track] sinks",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Pretrain (IDMM) and fine-tune a ViT as a recipe says; resumable, one run directory per run.
 
@@ -89,9 +118,15 @@ def run_cmd(
     if resume is not None and (set_ or name):
         raise UsageError("--set and --name apply to new runs; a resumed run keeps its recipe and name")
     overrides = list(set_ or [])
+    if track is not None:
+        from idmm_tui.tracking.replay import parse_sinks
+
+        overrides.append("track.sinks=" + json.dumps(parse_sinks(track)))  # saved with the run's recipe
     state = None
     if resume is not None:
         run, resolved, state = open_for_resume(resume)
+        if track is not None:  # this session only: a resumed run keeps its recipe file
+            resolved.track.sinks = parse_sinks(track)
     else:
         resolved = resolve_recipe(recipe, overrides)
     place = setup(resolved.device)
@@ -135,7 +170,7 @@ def run_cmd(
     if not place.is_main:
         return
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.write(json.dumps({**summary, "run_dir": str(run.path.absolute())}, indent=2) + "\n")
     else:
         _print_summary(summary, run.path)
 

@@ -46,6 +46,7 @@ from idmm_tui.runs.store import (
 from idmm_tui.runs.summary import new_summary
 from idmm_tui.stages import plan_stages, recipe_key
 from idmm_tui.textsafe import redact_text
+from idmm_tui.tracking import open_tracker
 from idmm_tui.transfer import init_lineage, init_loader
 
 #: idmm versions whose mid-stage checkpoints this version cannot continue exactly (another steps-per-epoch).
@@ -205,9 +206,11 @@ def execute(
             f"resume it with the same number (now {place.world_size})"
         )
     loader = init_loader(recipe.init) if recipe.init else None
-    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader)
+    tracker = open_tracker(run, recipe, warn=lambda text: _warn(run, reporter, text), enabled=place.is_main)
+    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader, tracker=tracker)
+    tracker.start(run.read_summary() if place.is_main else {})
     try:
-        return trainer.fit(resume_state)
+        summary = trainer.fit(resume_state)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed"
         known = as_user_error(exc) if isinstance(exc, Exception) else None
@@ -218,9 +221,21 @@ def execute(
             )
             if place.is_main:
                 run.append_log(f"run {status}: {message}")
+                if isinstance(exc, KeyboardInterrupt):  # a forced stop: do not keep the user waiting
+                    tracker.flush_timeout_s = min(getattr(tracker, "flush_timeout_s", 0.0), 3.0)
+                tracker.finish(run.read_summary())
         except OSError:
             pass
         raise
+    tracker.finish(summary)
+    return summary
+
+
+def _warn(run: RunDir, reporter: Reporter | None, text: str) -> None:
+    """A tracking warning: in run.log and on the progress display (never an error)."""
+    run.append_log(text)
+    if reporter is not None:
+        reporter.message(text)
 
 
 def check_resume_position(run: RunDir, recipe: Recipe, state: dict[str, Any]) -> None:

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, WrapValidator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from idmm_tui.errors import RecipeError, UnknownNameError, describe_os_error, not_utf8, suggest
 
@@ -137,6 +146,37 @@ class FinetuneConfig(OptimConfig):
     eval_crop_pct: float = Field(0.875, gt=0.0, le=1.0, description="center crop ratio at test time")
 
 
+TRACKING_SINKS = ("tensorboard", "mlflow", "wandb")
+
+
+class TrackConfig(_Strict):
+    """Where the run is mirrored as it trains (``idmm run --track`` replaces ``sinks``); see idmm_tui.tracking."""
+
+    sinks: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="tensorboard, mlflow, wandb (a list, or one comma-separated string)"
+    )
+    dir: str = Field("", description="local stores (tensorboard/, mlruns, wandb/); empty = <runs dir>/tracking")
+    mlflow_uri: str = Field("", description="MLflow tracking URI; empty = $MLFLOW_TRACKING_URI, else <dir>/mlruns")
+    mlflow_experiment: str = Field("", description="MLflow experiment; empty = the sweep group, else 'idmm'")
+    wandb_project: str = Field("idmm", min_length=1, description="W&B project")
+    wandb_entity: str = Field("", description="W&B entity (team or user); empty = your default")
+    wandb_group: str = Field("", description="W&B group; empty = the sweep group")
+    wandb_mode: Literal["auto", "online", "offline"] = Field("auto", description="auto = $WANDB_MODE, else online")
+    flush_timeout_s: float = Field(30.0, ge=0.0, le=3600.0, description="longest wait for the sinks at the end")
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip() and v.strip() != "none"]
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
 def pretrain_config_class(method: str) -> type[PretrainConfig]:
     """The settings model of pretraining method ``method`` (``UnknownNameError`` when there is none)."""
     from idmm_tui.methods.base import config_class
@@ -228,6 +268,7 @@ class Recipe(_Strict):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainField = Field(default_factory=pretrain_config)
     finetune: list[FinetuneConfig] = Field(default_factory=lambda: [FinetuneConfig()])
+    track: TrackConfig = Field(default_factory=TrackConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,9 +319,10 @@ def recipe_keys(table: dict[str, Any]) -> dict[str, Any]:
     """The settings of a recipe table as dotted keys, the way ``--set`` names them.
 
     The chosen method's ``[pretrain.<method>]`` table reads as ``pretrain.<key>``; other methods' tables
-    are left out (they do not apply to this run). Used to compare runs and to match them to the paper.
+    are left out (they do not apply to this run), and so is ``[track]`` (where a run is mirrored changes
+    nothing in it). Used to compare runs and to match them to the paper.
     """
-    table = dict(table)
+    table = {k: v for k, v in table.items() if k != "track"}
     pretrain = table.get("pretrain")
     if isinstance(pretrain, dict):
         method = pretrain.get("method", PretrainConfig.model_fields["method"].default)
@@ -308,7 +350,14 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe's table with its ``base`` chain merged in (``base`` removed)."""
+    """The recipe's table with its ``base`` chain merged in (``base`` removed).
+
+    A recipe that is no file here but names a shipped one (``demo``, ``recipes/demo.toml``) is read from idmm's own.
+    """
+    if not _seen and not path.expanduser().exists():
+        from idmm_tui.shipped import shipped_recipe
+
+        path = shipped_recipe(path) or path
     path = path.expanduser().resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
@@ -515,6 +564,8 @@ def to_table(recipe: Recipe) -> dict[str, Any]:
     own = {k: pretrain.pop(k) for k in list(pretrain) if k not in PretrainConfig.model_fields}
     if own:
         pretrain[recipe.pretrain.method] = own
+    if recipe.track == TrackConfig():
+        del table["track"]  # no tracking: recipes stay as they were
     return table
 
 

@@ -44,6 +44,7 @@ from idmm_tui.recipe import Recipe
 from idmm_tui.runs.store import LAST, RunDir, now_iso, process_identity
 from idmm_tui.runs.summary import final_test_acc, update_summary, with_stage_done
 from idmm_tui.stages import Stage, plan_stages
+from idmm_tui.tracking.core import NullTracker
 
 
 @dataclass
@@ -121,9 +122,11 @@ class Trainer:
         reporter: Reporter | None = None,
         stop: StopRequest | None = None,
         init_weights: Callable[[], dict[str, torch.Tensor]] | None = None,
+        tracker: Any = None,
     ):
         self.run, self.recipe, self.place = run, recipe, place
         self.reporter = reporter or NullReporter()
+        self.tracker = tracker or NullTracker()  # TensorBoard / MLflow / W&B mirrors (rank 0; never blocks)
         self.stop = stop or StopRequest()
         self.stages = plan_stages(recipe)
         self.init_weights = init_weights
@@ -309,6 +312,9 @@ class Trainer:
             }
         )
         self.reporter.stage_started(stage, total_steps, pos.global_step)
+        self.tracker.stage(
+            "started", stage.name, {"epochs": cfg.epochs, "resolution": cfg.resolution, "total_steps": total_steps}
+        )
         on_gpu = self.place.device.type == "cuda"
         last_loss = float("nan")  # shown by the progress bar until the host first reads a loss
         epoch = pos.epoch
@@ -414,6 +420,7 @@ class Trainer:
         record = self.metrics_record("train", stage, epoch, pos, sums, lr)
         if self.place.is_main:
             self.run.append_metrics(record)
+            self.tracker.record(record)
         acc.reset_window()
 
     def train_features(self, stage: Stage, module: nn.Module) -> torch.Tensor:
@@ -452,6 +459,7 @@ class Trainer:
             record["knn_acc"] = round(self.knn_accuracy(stage, module), 4)
         if self.place.is_main:
             self.run.append_metrics(record)
+            self.tracker.record(record)
         self.reporter.epoch_done(stage, record)
         current = {
             "stage": stage.name,
@@ -531,6 +539,7 @@ class Trainer:
         done = Position(stage.index + 1)
         self.save_last(stage, module, None, None, done, stage_done=True)
         self.reporter.stage_done(stage, final)
+        self.tracker.stage("completed", stage.name, final)
 
     def finish(self) -> dict[str, Any]:
         test_acc = final_test_acc(self.run.read_summary()) if self.place.is_main else None

@@ -1,5 +1,9 @@
 """Scatter plots of labelled series: a PNG drawn with Pillow, and braille for the terminal with plotext.
 
+PNGs stay Pillow's (no extra dependency, byte-for-byte the same on every machine, already framed with ticks
+and a legend); a ``--out`` ending in ``.pdf`` or ``.svg`` gets a vector figure for papers from matplotlib
+when the optional extra ``idmm[plots]`` is installed.
+
 Both take the same :class:`Series` list, so a command draws its picture once for both. The PNG has a
 title, a framed plot area (with ticks when the axes mean something — not for t-SNE), optional text
 beside each point, and a legend on the right naming every series in its colour.
@@ -121,7 +125,11 @@ def scatter_png(
     ticks: bool = True,
     radius: int = 3,
 ) -> None:
-    """Draw ``series`` and write the picture to ``path`` as PNG (atomically)."""
+    """Draw ``series`` and write the picture to ``path`` as PNG (atomically); a ``.pdf`` / ``.svg`` path gets a
+    vector figure drawn by matplotlib (:func:`scatter_vector`, the optional extra ``idmm[plots]``)."""
+    if Path(path).suffix.lower() in VECTOR_SUFFIXES:
+        return scatter_vector(path, series, title=title, x_label=x_label, y_label=y_label, size=size, log_x=log_x,
+                              ticks=ticks, radius=radius)  # fmt: skip
     width, height = size
     small, normal, big = _font(12), _font(14), _font(18)
     image = Image.new("RGB", size, (255, 255, 255))
@@ -182,6 +190,57 @@ def scatter_png(
     if len(shown) < len(series):
         draw.text((lx, ly + 10), f"… {len(series) - len(shown)} more", fill=(80, 80, 80), font=normal, anchor="lm")
     atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+
+
+#: Paper figures: the same picture as vector graphics, through matplotlib (``pip install 'idmm[plots]'``).
+VECTOR_SUFFIXES = (".pdf", ".svg")
+
+
+def scatter_vector(
+    path: Path,
+    series: Sequence[Series],
+    *,
+    title: str,
+    x_label: str = "",
+    y_label: str = "",
+    size: tuple[int, int] = (1000, 700),
+    log_x: bool = False,
+    ticks: bool = True,
+    radius: int = 3,
+) -> None:
+    """:func:`scatter_png`'s picture as a PDF or SVG drawn by matplotlib (no pyplot, no global backend)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        from idmm_tui.errors import UsageError
+
+        raise UsageError(
+            f"{path}: PDF and SVG figures are drawn with matplotlib: pip install 'idmm[plots]' (or write a .png)"
+        ) from None
+    fig = Figure(figsize=(size[0] / 100, size[1] / 100), layout="constrained")
+    ax = fig.add_subplot()
+    for s in series:
+        colour = tuple(c / 255 for c in s.color)
+        ax.scatter(list(s.x), list(s.y), s=(1.6 * radius) ** 2, color=[colour], label=s.name, linewidths=0)
+        for x, y, text in zip(s.x, s.y, s.texts or (), strict=False):
+            ax.annotate(str(text), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+    if ticks:
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.grid(True, color="0.9", linewidth=0.6)
+        ax.set_axisbelow(True)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_title(title)
+    if series:
+        columns = 1 + (len(series) - 1) // 25
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, ncols=columns,
+                  fontsize=9 if columns == 1 else 6, markerscale=1.5, handletextpad=0.3)  # fmt: skip
+    fmt = Path(path).suffix.lower().lstrip(".")
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format=fmt, metadata={"Creator": "idmm"}))
 
 
 # ---------------------------------------------------------------------------------------------

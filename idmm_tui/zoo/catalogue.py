@@ -4,12 +4,8 @@ The catalogue is the repository's ``zoo/catalogue.toml`` (one ``[models.NAME]`` 
 It is found, in order, at:
 
 1. ``$IDMM_ZOO_CATALOGUE`` (any file: a fork's own catalogue, a test's);
-2. ``<repo>/zoo/catalogue.toml`` next to the package (a source checkout or an editable install,
-   which is how idmm is installed: ``pip install -e .``).
-
-A wheel installed without the repository has no catalogue: ``idmm zoo list`` then shows the local
-registry only, and ``idmm zoo pull ORG/REPO`` still works (the catalogue only adds short names and a
-pinned sha256).
+2. ``<repo>/zoo/catalogue.toml`` next to the package (a source checkout or an editable install),
+   else the copy a wheel ships in ``idmm_tui/_shipped/zoo/`` (see :mod:`idmm_tui.shipped`).
 
 Each entry has a ``status``: ``published`` (on the Hub; ``sha256`` of model.safetensors and
 ``revision`` pinned: a pull that gets other bytes is refused), ``local-only`` (produced and measured
@@ -92,8 +88,9 @@ def catalogue_path() -> Path | None:
     env = os.environ.get("IDMM_ZOO_CATALOGUE")
     if env:
         return Path(env).expanduser()
-    beside = Path(__file__).resolve().parents[2] / "zoo" / "catalogue.toml"
-    return beside if beside.is_file() else None
+    from idmm_tui.shipped import catalogue_file
+
+    return catalogue_file()  # the checkout's zoo/catalogue.toml, or the copy a wheel ships
 
 
 def _entry(name: str, raw: Any, source: Path) -> CatalogueEntry:

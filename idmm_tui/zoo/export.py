@@ -10,9 +10,10 @@ The folder holds exactly what ``timm.create_model("local-dir:<folder>", pretrain
   ``label_names`` for a fine-tuned model) plus an ``idmm`` section: method, dataset, stage,
   resolution, the run's stages and measured metrics, the resolved recipe, the source run, the
   weights' sha256 and the parent model (lineage);
-* ``README.md`` — a model card: YAML front matter (library, tags, datasets, licence, metrics,
-  ``base_model``, ``model-index`` when a test accuracy was measured), then the recipe, results and
-  lineage in prose.
+* ``README.md`` — a model card made with ``huggingface_hub.ModelCard`` / ``ModelCardData`` /
+  ``EvalResult``: metadata (``library_name: timm``, ``pipeline_tag``, tags, datasets, licence, metrics,
+  ``base_model``, a ``model-index`` result when a test accuracy was measured), then the recipe,
+  results, lineage and the paper's citation in prose.
 
 A pretraining stage exports a backbone (no head, ``num_classes = 0``); a fine-tuning stage exports
 the classifier with its class names, or only its backbone with ``backbone_only=True``.
@@ -110,9 +111,10 @@ def run_lineage(summary: dict[str, Any]) -> dict[str, Any]:
 def _model_config(
     backbone: str, resolution: int, num_classes: int, extra: dict[str, Any], crop_pct: float
 ) -> dict[str, Any]:
-    """config.json as timm writes it for this architecture (built on the meta device: no weights)."""
+    """config.json as timm writes it for this architecture: timm's public ``save_for_hf`` on a model built on
+    the meta device (no weights; the weights file it writes beside is thrown away, ours is model.safetensors)."""
     import timm
-    from timm.models._hub import save_config_for_hf
+    from timm.models import save_for_hf
 
     spec = get_backbone_spec(backbone)
     args = timm_model_args(backbone, img_size=resolution)
@@ -132,14 +134,11 @@ def _model_config(
     }
     holder: dict[str, Any] = {}
 
-    def write(tmp: Path) -> None:
-        save_config_for_hf(model, str(tmp), model_config=dict(extra), data_config=data_config)
-        holder["config"] = json.loads(tmp.read_text(encoding="utf-8"))
-
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp_dir:
-        write(Path(tmp_dir) / CONFIG)
+        save_for_hf(model, tmp_dir, model_config=dict(extra), safe_serialization=False, data_config=data_config)
+        holder["config"] = json.loads((Path(tmp_dir) / CONFIG).read_text(encoding="utf-8"))
     config = holder["config"]
     if not spec.family.takes_img_size:
         config["pretrained_cfg"].pop("pool_size", None)  # timm's 224-px value; PVTv2 takes any size
@@ -246,10 +245,6 @@ def _toml(data: dict[str, Any]) -> str:
         return json.dumps(data, indent=2)
 
 
-def _yaml_str(text: Any) -> str:
-    return json.dumps(str(text))  # a JSON string is a valid YAML scalar
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -276,45 +271,71 @@ def _parent_line(parent: dict[str, Any]) -> str:
     return f"initialised from `{ref}`{': ' + desc.strip() if desc.strip() else ''}{extra}."
 
 
-def model_card(config: dict[str, Any], *, repo: str | None = None, license: str | None = None) -> str:
-    """README.md for a model folder: YAML front matter + prose (never holds a token or a local path)."""
+#: The paper (model cards cite it).
+CITATION = """@inproceedings{cao2022training,
+  title     = {Training Vision Transformers with Only 2040 Images},
+  author    = {Cao, Yun-Hao and Yu, Hao and Wu, Jianxin},
+  booktitle = {European Conference on Computer Vision (ECCV)},
+  year      = {2022},
+  eprint    = {2201.10728},
+  archivePrefix = {arXiv}
+}"""
+
+
+def card_data(config: dict[str, Any], *, license: str | None = None) -> Any:
+    """The card's metadata as ``huggingface_hub.ModelCardData``: library, pipeline, tags, dataset, licence,
+    ``base_model`` (the parent's repo) and, when a test accuracy was measured, a model-index result."""
+    from huggingface_hub import EvalResult, ModelCardData
+
     m = config.get("idmm", {})
     name, dataset = m.get("name", "model"), m.get("dataset") or "unknown"
-    license = license or DATASET_LICENSES.get(dataset, "other")
+    hub_dataset = HUB_DATASETS.get(dataset, dataset)
     test_acc = (m.get("metrics") or {}).get("test_acc")
     parent = m.get("parent") or {}
-    lines = ["---", "library_name: timm", f"license: {license}", "tags:"]
-    lines += [
-        f"- {t}"
-        for t in (
-            "image-classification" if m.get("kind") == "finetuned" else "image-feature-extraction",
+    finetuned = m.get("kind") == "finetuned"
+    results = None
+    if test_acc is not None:
+        results = [
+            EvalResult(
+                task_type="image-classification",
+                task_name="Image Classification",
+                dataset_type=hub_dataset,
+                dataset_name=dataset,
+                metric_type="accuracy",
+                metric_value=round(float(test_acc), 2),
+                metric_name="top-1 test accuracy (%)",
+            )
+        ]
+    return ModelCardData(
+        model_name=name,
+        library_name="timm",
+        pipeline_tag="image-classification" if finetuned else "image-feature-extraction",
+        license=license or DATASET_LICENSES.get(dataset, "other"),
+        tags=[
+            "image-classification" if finetuned else "image-feature-extraction",
             "timm",
             "idmm",
             "vision-transformer",
             "transfer-learning" if parent else "trained-from-scratch",
             "small-data",
-        )
-    ]
-    lines += ["datasets:", f"- {_yaml_str(HUB_DATASETS.get(dataset, dataset))}", "metrics:", "- accuracy"]
-    if parent.get("repo"):
-        lines += [f"base_model: {_yaml_str(parent['repo'])}", "base_model_relation: finetune"]
-    if test_acc is not None:
-        lines += [
-            "model-index:",
-            f"- name: {_yaml_str(name)}",
-            "  results:",
-            "  - task:",
-            "      type: image-classification",
-            "      name: Image Classification",
-            "    dataset:",
-            f"      type: {_yaml_str(HUB_DATASETS.get(dataset, dataset))}",
-            f"      name: {_yaml_str(dataset)}",
-            "    metrics:",
-            "    - type: accuracy",
-            f"      value: {float(test_acc):.2f}",
-            "      name: top-1 test accuracy (%)",
-        ]
-    lines.append("---")
+        ],
+        datasets=[hub_dataset],
+        metrics=["accuracy"],
+        base_model=parent.get("repo") or None,
+        base_model_relation="finetune" if parent.get("repo") else None,
+        eval_results=results,
+    )
+
+
+def model_card(config: dict[str, Any], *, repo: str | None = None, license: str | None = None) -> str:
+    """README.md for a model folder: ``huggingface_hub.ModelCard`` (YAML metadata from :func:`card_data`)
+    + prose: use, results, lineage, recipe, citation (never holds a token or a local path)."""
+    from huggingface_hub import ModelCard
+
+    m = config.get("idmm", {})
+    name, dataset = m.get("name", "model"), m.get("dataset") or "unknown"
+    parent = m.get("parent") or {}
+    lines = ["---", card_data(config, license=license).to_yaml(), "---"]
     backbone = m.get("backbone")
     res = m.get("resolution")
     what = "a classifier fine-tuned" if m.get("kind") == "finetuned" else "a backbone (no classifier head) pretrained"
@@ -391,5 +412,13 @@ def model_card(config: dict[str, Any], *, repo: str | None = None, license: str 
         _toml(m.get("recipe") or {}).rstrip(),
         "```",
         "",
+        "## Citation",
+        "",
+        "The method (IDMM) is the paper's; idmm is an independent implementation:",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
     ]
-    return "\n".join(lines)
+    return str(ModelCard("\n".join(lines)))

@@ -163,7 +163,7 @@ def test_viz_tsne_writes_a_png_and_reports_clustering(cli, run_copy):
     assert result["perplexity"] == pytest.approx(11 / 3, abs=1e-3)  # lowered from 30 for 12 points
     assert result["knn_k"] == 3  # 4 test images per class: 3 neighbours, not 10 (a vote no class could win)
     assert 0.0 <= result["knn_acc_2d"] <= 100.0 and 0.0 <= result["knn_acc_features"] <= 100.0
-    assert result["iterations"] == 1000 and result["kl"] >= 0.0
+    assert result["iterations"] == 750 and result["kl"] >= 0.0  # openTSNE: 250 exaggerated + 500
     assert not has_braille(r.out) and not has_braille(r.err)
     assert "evals" not in read_summary(run_copy)  # pictures do not touch the summary
 

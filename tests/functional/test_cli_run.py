@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -57,6 +58,7 @@ def baseline(tmp_path_factory, tiny_images):
 
 def test_run_writes_a_complete_run_directory(baseline):
     recipe, run, printed = baseline
+    assert printed.pop("run_dir") == str(run.absolute())  # --json names the run directory it made
     assert printed == json.loads((run / "summary.json").read_text())
     assert printed["status"] == "completed"
     assert isinstance(printed["test_acc"], float) and 0.0 <= printed["test_acc"] <= 100.0
@@ -229,6 +231,8 @@ def test_multi_process_ddp_with_gloo(tiny_recipe, tmp_path):
         "pretrain.epochs=1",
         "--set",
         "pretrain.warmup_epochs=0",
+        "--track",
+        "tensorboard",
     ]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
@@ -240,6 +244,14 @@ def test_multi_process_ddp_with_gloo(tiny_recipe, tmp_path):
     assert [(m["stage"], m["epoch"]) for m in epochs] == [("pretrain", 1), ("finetune_24", 1)]
     # 24 images, batch 8 in total = 4 per rank: 3 steps per epoch, not 6
     assert epochs[0]["step"] == 3
+    # only rank 0 mirrors the run: one event file, holding what metrics.jsonl holds
+    if importlib.util.find_spec("tensorboard") is not None:
+        from tests.tracking_readers import expected_scalars, tensorboard_scalars
+
+        logdir = tmp_path / "tracking" / "tensorboard" / "ddp"
+        assert len(list(logdir.glob("events.out.tfevents.*"))) == 1
+        got, _ = tensorboard_scalars(logdir)
+        assert expected_scalars(RunDir(tmp_path / "ddp").read_metrics()).keys() <= got.keys()
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(baseline, tmp_path, cli):

@@ -124,6 +124,40 @@ def test_report_of_loose_runs_keys_them_by_what_differs(method_sweep, cli):
     assert rows == {"idmm", "none"}  # the one recipe key that differs (seeds and names are ignored)
 
 
+def test_export_of_a_finished_sweep_group(method_sweep, tmp_path):
+    """idmm export GROUP --to tensorboard,mlflow,wandb: every run of the group, read back with each library's reader
+    (the group is the MLflow experiment and the W&B group)."""
+    for library in ("tensorboard", "mlflow", "wandb"):
+        pytest.importorskip(library)
+    from idmm_tui.runs.store import RunDir
+    from tests.tracking_readers import expected_scalars, mlflow_scalars, tensorboard_scalars, wandb_file, wandb_scalars
+
+    _, runs, _ = method_sweep
+    out = tmp_path / "mirror"
+    env = {k: v for k, v in ENV.items() if not k.startswith(("MLFLOW_", "WANDB_"))} | {"WANDB_MODE": "offline"}
+    proc = subprocess.run(
+        [*idmm_subprocess_cmd(), "export", "tiny", "--to", "tensorboard,mlflow,wandb", "--runs-dir", str(runs),
+         "--dir", str(out), "--json"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    names = sorted(summaries(runs, "tiny"))
+    assert sorted({r["run"] for r in rows}) == names and len(rows) == 3 * len(names)
+    for name in names:
+        want = expected_scalars(RunDir(runs / name).read_metrics())
+        tb, _ = tensorboard_scalars(out / "tensorboard" / "tiny" / name)
+        assert want and set(want) <= set(tb)
+        ml = next(r for r in rows if r["run"] == name and r["sink"] == "mlflow")
+        assert ml["experiment"] == "tiny"
+        got, mlrun = mlflow_scalars(ml["uri"], ml["run_id"])
+        assert set(want) <= set(got) and mlrun.info.status == "FINISHED"
+        assert all(got[k] == pytest.approx(v, rel=1e-6) for k, v in want.items())
+        wb = next(r for r in rows if r["run"] == name and r["sink"] == "wandb")
+        got, wbrun = wandb_scalars(wandb_file(out, wb["id"]))
+        assert set(want) == set(got) and wbrun["run"]["group"] == "tiny" and wbrun["run"]["name"] == name
+
+
 def test_report_errors(tmp_path, cli):
     result = cli("report", "nothing-here", "--runs-dir", tmp_path)
     assert result.code == 2 and "neither a sweep group nor a run directory" in result.err

@@ -249,7 +249,7 @@ def test_transfer_from_a_pulled_zoo_model_and_lineage(cli, trained, hub, tmp_pat
     assert parent["init"] == "zoo:parent" and parent["repo"] == "org/parent"
     assert parent["sha256"] == sha256_file(tmp_path / "zoo" / "parent" / "model.safetensors")
     card = (child / "README.md").read_text()
-    assert 'base_model: "org/parent"' in card and "initialised from `zoo:parent`" in card
+    assert "\nbase_model: org/parent\n" in card and "initialised from `zoo:parent`" in card  # huggingface_hub's YAML
     r = cli("zoo", "show", "child")
     assert "parent: zoo:parent" in r.out
 

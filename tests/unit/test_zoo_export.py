@@ -284,3 +284,27 @@ def test_init_lineage_survives_a_missing_parent(tmp_path, monkeypatch):
     assert init_lineage("") == {}
     assert init_lineage("zoo:gone") == {"init": "zoo:gone", "zoo_name": "gone"}
     assert init_lineage("/some/where/run-7") == {"init": "run-7"}
+
+
+def test_model_card_parses_with_huggingface_hub_and_its_model_index_validates(tmp_path):
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    run, _ = make_run(tmp_path / "runs")
+    out = export_stage(run, tmp_path / "m", name="nano-unit", repo="org/nano-unit")
+    card = ModelCard.load(out.folder / "README.md")  # huggingface_hub's own parser
+    data = card.data
+    assert data.library_name == "timm" and data.pipeline_tag == "image-classification"
+    assert data.license == "mit" and data.datasets == ["zalando-datasets/fashion_mnist"]
+    (result,) = data.eval_results
+    assert result.task_type == "image-classification" and result.metric_type == "accuracy"
+    assert result.metric_value == 40.0 and result.dataset_type == "zalando-datasets/fashion_mnist"
+    name, results = model_index_to_eval_results(data.to_dict()["model-index"])  # round trip of the model-index
+    assert name == "nano-unit" and results[0].metric_value == 40.0
+    assert (
+        "@inproceedings{cao2022training" in card.text
+        and "Training Vision Transformers with Only 2040 Images" in card.text
+    )
+    backbone = export_stage(run, tmp_path / "b", name="nano-bb", stage="pretrain")
+    bb = ModelCard.load(backbone.folder / "README.md").data
+    assert bb.pipeline_tag == "image-feature-extraction" and bb.eval_results is None
