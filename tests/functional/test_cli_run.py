@@ -198,6 +198,8 @@ def test_embedded_demo_recipe_runs(tmp_path, cli):
         "--set",
         "pretrain.local_crops=1",
         "--set",
+        "pretrain.knn_every=0",
+        "--set",
         "data.num_workers=0",
     )
     assert result.code == 0, result.err
