@@ -7,7 +7,12 @@ flip, colour jitter, grayscale, blur and the CutMix on the fly (batched, on the 
 The data pipeline's cost is ``1 − idmm / plain``; the target on CPU is ≤ 25 %.
 
     python scripts/bench_pretrain.py                       # demo setting on the embedded data
+    python scripts/bench_pretrain.py --compile             # also compiled: prints compiled / eager
     python scripts/bench_pretrain.py --backbone deit_tiny_patch16_224 --resolution 112 --batch 256 --device cuda
+
+With ``--compile`` both loops also run with the backbone compiled (``torch.compile``, in place, as
+``compile = true`` in a recipe); the first step of each shape is the compilation and is excluded with
+the warm-up steps; its time is printed.
 """
 
 from __future__ import annotations
@@ -21,19 +26,23 @@ import torch.nn.functional as F
 from idmm_tui.data.registry import load_split
 from idmm_tui.engine.batches import build_bank, train_storage_size
 from idmm_tui.engine.distributed import resolve_device
+from idmm_tui.engine.optim import make_optimizer
 from idmm_tui.engine.views import crop_groups
 from idmm_tui.methods import Batch, get_method
 from idmm_tui.models.registry import create_backbone
-from idmm_tui.recipe import PretrainConfig
+from idmm_tui.recipe import pretrain_config
 
 
-def build(args, n_instances: int, device: torch.device):
+def build(args, n_instances: int, device: torch.device, compiled: bool):
     torch.manual_seed(0)
-    cfg = PretrainConfig(resolution=args.resolution, batch_size=args.batch, lr=1e-3, warmup_epochs=0, epochs=1)
+    cfg = pretrain_config(
+        method="idmm", resolution=args.resolution, batch_size=args.batch, lr=1e-3, warmup_epochs=0, epochs=1
+    )
     backbone = create_backbone(args.backbone, img_size=args.resolution, drop_path_rate=0.1)
     module = get_method("idmm").build(backbone, backbone.num_features, n_instances, cfg).to(device)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, weight_decay=1e-3)
-    return cfg, module, optimizer
+    if compiled:
+        module.backbone.compile()
+    return cfg, module, make_optimizer(module, cfg)
 
 
 def sync(device: torch.device) -> None:
@@ -45,8 +54,8 @@ def autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
 
-def bench_plain(args, bank, device, amp: bool) -> float:
-    cfg, module, optimizer = build(args, len(bank), device)
+def bench_plain(args, bank, device, amp: bool, compiled: bool = False) -> float:
+    cfg, module, optimizer = build(args, len(bank), device, compiled)
     groups = crop_groups(cfg)
     res = cfg.resolution
     tensors = [torch.randn(n * args.batch, 3, res, res, device=device) for n, _ in groups]
@@ -66,8 +75,8 @@ def bench_plain(args, bank, device, amp: bool) -> float:
     return images / (time.perf_counter() - start)
 
 
-def bench_idmm(args, bank, device, amp: bool) -> float:
-    cfg, module, optimizer = build(args, len(bank), device)
+def bench_idmm(args, bank, device, amp: bool, compiled: bool = False) -> float:
+    cfg, module, optimizer = build(args, len(bank), device, compiled)
     method = get_method("idmm")
     gen = torch.Generator().manual_seed(0)
     order = torch.randperm(len(bank), generator=torch.Generator().manual_seed(1))
@@ -104,6 +113,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto")
     parser.add_argument("--repeats", type=int, default=2, help="alternate the two loops this many times")
+    parser.add_argument("--compile", action="store_true", help="also run both loops with the backbone compiled")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -114,25 +124,35 @@ def main() -> None:
         f"backbone {args.backbone}  resolution {args.resolution}  batch {args.batch} (x6 crops)  "
         f"device {device}  amp {'bf16' if amp else 'off'}  threads {torch.get_num_threads()}"
     )
-    plain, idmm = [], []
-    for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
-        plain.append(bench_plain(args, bank, device, amp))
-        idmm.append(bench_idmm(args, bank, device, amp))
-    best_plain, best_idmm = max(plain), max(idmm)
-    print(
-        f"plain fwd/bwd/step on pre-made tensors : {best_plain:9.1f} images/s  (runs: "
-        + ", ".join(f"{v:.0f}" for v in plain)
-        + ")"
-    )
-    print(
-        f"IDMM step (multi-crop+aug+CutMix)      : {best_idmm:9.1f} images/s  (runs: "
-        + ", ".join(f"{v:.0f}" for v in idmm)
-        + ")"
-    )
-    print(
-        f"ratio idmm/plain {best_idmm / best_plain:.3f}  ->  data pipeline overhead "
-        f"{100 * (1 - best_idmm / best_plain):.1f} %"
-    )
+    variants = [False, True] if args.compile else [False]
+    best: dict[tuple[str, bool], float] = {}
+    for compiled in variants:
+        plain, idmm = [], []
+        tag = "compiled" if compiled else "eager"
+        for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
+            start = time.perf_counter()
+            plain.append(bench_plain(args, bank, device, amp, compiled))
+            if compiled and len(plain) == 1:
+                print(f"  (first compiled loop incl. compiling: {time.perf_counter() - start:.1f} s)")
+            idmm.append(bench_idmm(args, bank, device, amp, compiled))
+        best[("plain", compiled)], best[("idmm", compiled)] = max(plain), max(idmm)
+        print(
+            f"[{tag}] plain fwd/bwd/step on pre-made tensors : {max(plain):9.1f} images/s  (runs: "
+            + ", ".join(f"{v:.0f}" for v in plain)
+            + ")"
+        )
+        print(
+            f"[{tag}] IDMM step (multi-crop+aug+CutMix)      : {max(idmm):9.1f} images/s  (runs: "
+            + ", ".join(f"{v:.0f}" for v in idmm)
+            + ")"
+        )
+        print(
+            f"[{tag}] ratio idmm/plain {max(idmm) / max(plain):.3f}  ->  data pipeline overhead "
+            f"{100 * (1 - max(idmm) / max(plain)):.1f} %"
+        )
+    if args.compile:
+        for loop in ("plain", "idmm"):
+            print(f"compiled / eager, {loop}: {best[(loop, True)] / best[(loop, False)]:.3f}")
 
 
 if __name__ == "__main__":
