@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
-METHOD = '''
+METHOD = """
 from typing import Literal
 
 import torch.nn.functional as F
@@ -52,7 +52,7 @@ class FixedView(Objective):
     def loss(self, module, batch, gen, cfg, epoch):
         views = eval_views(batch.images, batch.sizes, cfg.resolution, 1.0)
         return F.cross_entropy(module(views), batch.instance_ids), views.shape[0]
-'''
+"""
 
 RECIPE = """
 seed = 5
