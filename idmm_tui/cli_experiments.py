@@ -91,13 +91,14 @@ def sweep_cmd(
         ),
     ] = 0,
     executor: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--executor",
             help="local (this machine) | slurm (one job per cell, through submitit) | submitit-local "
-            "(submitit's local executor: the SLURM job path without a cluster)",
+            "(submitit's local executor: the SLURM job path without a cluster) \\[default: local]",
+            show_default=False,
         ),
-    ] = "local",
+    ] = None,
     partition: Annotated[str | None, typer.Option("--partition", help="slurm: partition", show_default=False)] = None,
     gpus_per_node: Annotated[
         int, typer.Option("--gpus-per-node", help="slurm: GPUs per node of each cell (one task per GPU: DDP)")
@@ -161,6 +162,7 @@ def sweep_cmd(
     from idmm_tui.experiments.sweep import (
         SweepSpec,
         cell_slots,
+        check_parallel_launcher,
         default_launcher,
         parse_axis,
         parse_launcher,
@@ -187,6 +189,7 @@ def sweep_cmd(
         else:
             _print_status(group_obj, rows)
         return
+    chosen_executor, executor = executor, executor or "local"
     if executor not in ("local", "slurm", "submitit-local"):
         raise UsageError(f"--executor {executor!r}: choose local, slurm or submitit-local")
     cluster_options = None
@@ -212,6 +215,7 @@ def sweep_cmd(
     slots = None if executor != "local" else cell_slots(max_parallel, gpus_per_cell)
     if executor == "local" and launch is None:
         launch = default_launcher(gpus_per_cell)
+    check_parallel_launcher(launch, max_parallel if executor == "local" else 1)
     if recipe is None:
         if not group:
             raise UsageError("give a RECIPE (and --axis …) to start a sweep, or --group NAME to re-run one")
@@ -231,6 +235,13 @@ def sweep_cmd(
             raise UsageError("a sweep needs at least one --axis KEY=V1,V2, --seeds or --source (else use idmm run)")
         group = group or (load_recipe(recipe).name or recipe.stem)
     group_obj, plans = prepare(spec, group, root)
+    ran_on = group_obj.executor.get("kind")
+    if ran_on and ran_on != "submitit-local" and chosen_executor is None and not dry_run:
+        shown = ", ".join(f"{k} {v}" for k, v in (group_obj.executor.get("parameters") or {}).items())
+        raise UsageError(
+            f"sweep {group_obj.name} runs its cells as {ran_on} jobs ({shown}): give --executor {ran_on} and its "
+            "options again to resubmit what did not finish, or --executor local to run the rest on this machine"
+        )
     if not as_json:
         _print_plan(group_obj, plans)
     if dry_run:

@@ -325,6 +325,7 @@ def run_cluster_sweep(group: Group, plans: list, options: ClusterOptions, *, wai
     group.executor = options.to_json(folder)
     group.save()
     executor = options.make_executor(folder, f"idmm-{group.name}")
+    refresh_states(group)  # jobs of an earlier invocation still queued or running are not submitted again
     results: dict[str, CellResult] = {}
     jobs: dict[str, Any] = {}  # cell name -> submitit Job
     held: list = []  # submitit-local: cells waiting for their source run
@@ -334,7 +335,10 @@ def run_cluster_sweep(group: Group, plans: list, options: ClusterOptions, *, wai
         record = group.jobs.get(cp.cell.name, {})
         if cp.action == "skip":
             results[cp.cell.name] = CellResult(cp.cell, "skipped", cp.detail)
-        elif cp.action == "busy" and not (record and is_terminal(record)):
+        elif record and not is_terminal(record):
+            results[cp.cell.name] = CellResult(cp.cell, "busy", f"job {record.get('job_id')} {record.get('state')}")
+            say(f"{cp.cell.name}: already job {record.get('job_id')} ({record.get('state')}); not submitted again")
+        elif cp.action == "busy" and not record:
             results[cp.cell.name] = CellResult(cp.cell, "busy", cp.detail)
         else:
             to_submit.append(cp)

@@ -465,6 +465,20 @@ def cell_slots(max_parallel: int, gpus_per_cell: int = 0, *, gpus: list[str] | N
     return CellSlots(max_parallel, devices, threads)
 
 
+def check_parallel_launcher(launcher: list[str] | None, max_parallel: int) -> None:
+    """Cells at once under torchrun need a rendezvous each: ``--standalone`` (a free port per cell) or
+    their own endpoint; torchrun's default (127.0.0.1:29500) would join them together."""
+    if max_parallel <= 1 or not launcher:
+        return
+    is_torchrun = Path(launcher[0]).name == "torchrun" or "torch.distributed.run" in launcher
+    own = ("--standalone", "--rdzv-endpoint", "--rdzv_endpoint", "--master-port", "--master_port")
+    if is_torchrun and not any(w.split("=")[0] in own for w in launcher):
+        raise UsageError(
+            f"--max-parallel {max_parallel} with --launcher torchrun: the cells would share torchrun's default "
+            "port 29500; add --standalone (a free port for each cell)"
+        )
+
+
 def default_launcher(gpus_per_cell: int) -> list[str] | None:
     """``torchrun --standalone --nproc_per_node G`` for cells of several GPUs (DDP), else None."""
     if gpus_per_cell <= 1:

@@ -119,3 +119,13 @@ def test_the_sbatch_script_of_a_cell_without_a_cluster(tiny_recipe, tmp_path, cl
     assert not runs.exists()  # a dry run submits and writes nothing
     bad = cli("sweep", tiny_recipe, "--axis", "pretrain.method=none", "--executor", "slurm", "--time", "soon")
     assert bad.code == 2 and "--time 'soon'" in bad.err
+
+    # a sweep whose cells are SLURM jobs is not re-run on this machine by mistake
+    from idmm_tui.experiments.sweep import Axis, SweepSpec, prepare
+
+    group, _ = prepare(SweepSpec(str(tiny_recipe), [Axis("pretrain.method", ("idmm", "none"))]), "g", runs)
+    group.executor = {"kind": "slurm", "parameters": {"partition": "gpu", "gpus_per_node": 4}}
+    group.save()
+    again = cli("sweep", "--group", "g", "--runs-dir", runs)
+    assert again.code == 2 and "runs its cells as slurm jobs (partition gpu, gpus_per_node 4)" in again.err
+    assert sorted(p.name for p in runs.iterdir()) == ["sweeps"]  # no cell ran here

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from idmm_tui.errors import UsageError
-from idmm_tui.experiments.sweep import cell_slots, default_launcher
+from idmm_tui.experiments.sweep import cell_slots, check_parallel_launcher, default_launcher
 from idmm_tui.runs.launcher import describe, resume_command, split_launcher, summary_fields
 from idmm_tui.runs.store import summary_problem
 from idmm_tui.tui.jobs import JobIndex, job_text
@@ -34,6 +34,10 @@ def test_cell_slots_give_each_cell_its_gpus_or_its_share_of_threads(monkeypatch)
     with pytest.raises(UsageError):
         cell_slots(0)
     assert default_launcher(1) is None and default_launcher(4)[1:] == ["--standalone", "--nproc_per_node", "4"]
+    check_parallel_launcher(default_launcher(4), 2)
+    with pytest.raises(UsageError, match="port 29500"):
+        check_parallel_launcher(["/v/bin/torchrun", "--nproc_per_node", "4"], 2)
+    check_parallel_launcher(["/v/bin/torchrun", "--nproc_per_node", "4"], 1)
 
 
 def test_split_launcher_finds_the_launcher_words_before_idmm():
