@@ -473,6 +473,8 @@ def _follow(group: Group, plans: list, options: ClusterOptions, jobs: dict, held
         record = group.jobs.get(name, {})
         if status == "completed":
             results[name] = CellResult(cp.cell, "completed", f"test_acc {summary.get('test_acc')}")
+        elif not is_terminal(record):  # SLURM, no longer followed: the job goes on
+            results[name] = CellResult(cp.cell, "busy", f"job {record.get('job_id')} {record.get('state')}")
         elif status in ("interrupted", "running") and signals:
             results[name] = CellResult(cp.cell, "interrupted", "checkpoint kept")
         else:

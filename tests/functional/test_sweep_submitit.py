@@ -127,5 +127,5 @@ def test_the_sbatch_script_of_a_cell_without_a_cluster(tiny_recipe, tmp_path, cl
     group.executor = {"kind": "slurm", "parameters": {"partition": "gpu", "gpus_per_node": 4}}
     group.save()
     again = cli("sweep", "--group", "g", "--runs-dir", runs)
-    assert again.code == 2 and "runs its cells as slurm jobs (partition gpu, gpus_per_node 4)" in again.err
+    assert again.code == 2 and "runs its cells as slurm jobs (gpus_per_node 4, partition gpu)" in again.err
     assert sorted(p.name for p in runs.iterdir()) == ["sweeps"]  # no cell ran here
