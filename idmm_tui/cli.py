@@ -108,7 +108,7 @@ def run_cmd(
 
       torchrun --nproc_per_node 4 -m idmm_tui run recipes/flowers.toml   (multi-GPU, DDP)
     """
-    from idmm_tui.engine.distributed import setup, teardown
+    from idmm_tui.engine.distributed import launch_record, setup, teardown
     from idmm_tui.engine.events import RunInterrupted, StopRequest
     from idmm_tui.launch import execute, open_for_resume, resolve_recipe
     from idmm_tui.progress import make_reporter
@@ -135,6 +135,7 @@ def run_cmd(
     try:
         if resume is None:
             run, resolved = _create_on_main(place, recipe, overrides, _runs_dir(runs_dir), name, group)
+        launch = launch_record(place)  # every rank takes part: hosts and processes of all ranks
         previous_handlers = _install_signal_handlers(stop)
         if place.is_main:
             err.print(
@@ -144,7 +145,7 @@ def run_cmd(
         reporter = make_reporter(err, enabled=place.is_main)
         try:
             with reporter:
-                summary = execute(run, resolved, place, reporter=reporter, stop=stop, resume_state=state)
+                summary = execute(run, resolved, place, reporter=reporter, stop=stop, resume_state=state, launch=launch)
         except RunInterrupted:
             if place.is_main:
                 err.print(

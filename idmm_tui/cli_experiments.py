@@ -68,9 +68,64 @@ def sweep_cmd(
     zipped: Annotated[
         bool, typer.Option("--zip", help="advance the axes together (row i = the i-th value of each): ablation rows")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate and list the cells; run nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="validate and list the cells (slurm: and show the job script); run nothing"),
+    ] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop at the first failed cell")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the cells and outcomes as JSON on stdout")] = False,
+    max_parallel: Annotated[
+        int,
+        typer.Option(
+            "--max-parallel",
+            "-j",
+            help="cells at once: processes on this machine (each with its GPUs, or its share of the CPU threads); "
+            "slurm: array tasks at once",
+        ),
+    ] = 1,
+    gpus_per_cell: Annotated[
+        int,
+        typer.Option(
+            "--gpus-per-cell",
+            help="GPUs of each local cell (its own CUDA_VISIBLE_DEVICES); more than 1 runs it under torchrun (DDP)",
+        ),
+    ] = 0,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="local (this machine) | slurm (one job per cell, through submitit) | submitit-local "
+            "(submitit's local executor: the SLURM job path without a cluster) \\[default: local]",
+            show_default=False,
+        ),
+    ] = None,
+    partition: Annotated[str | None, typer.Option("--partition", help="slurm: partition", show_default=False)] = None,
+    gpus_per_node: Annotated[
+        int, typer.Option("--gpus-per-node", help="slurm: GPUs per node of each cell (one task per GPU: DDP)")
+    ] = 0,
+    nodes: Annotated[int, typer.Option("--nodes", help="slurm: nodes of each cell (multi-node DDP)")] = 1,
+    time_limit: Annotated[
+        str, typer.Option("--time", help="slurm: time limit of a job (requeued with an exact resume when reached)")
+    ] = "24:00:00",
+    account: Annotated[str | None, typer.Option("--account", help="slurm: account", show_default=False)] = None,
+    slurm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slurm",
+            help="slurm: KEY=VALUE of sbatch (mem=64G, constraint=a100, qos=…, setup='module load cuda'; repeatable)",
+            show_default=False,
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="slurm: stay until every job ended (submitit-local always waits)")
+    ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="with --group: each cell's run status, job id, job state and log files")
+    ] = False,
+    cancel: Annotated[
+        bool,
+        typer.Option("--cancel", help="with --group: cancel the sweep's queued and running jobs (through submitit)"),
+    ] = False,
 ) -> None:
     """Run a grid of runs one after another; re-run the same command to continue it.
 
@@ -94,10 +149,21 @@ def sweep_cmd(
       (Table 5 shape: pretrain once on each source, fine-tune each on each target)
 
       idmm sweep --group methods-demo     (re-run a sweep by name)
+
+      idmm sweep recipes/flowers.toml --axis pretrain.method=idmm,none --seeds 0,1,2 --max-parallel 4
+      --gpus-per-cell 2     (a workstation: 4 cells at once on 8 GPUs, each DDP on 2)
+
+      idmm sweep recipes/flowers.toml --axis pretrain.method=idmm,none --executor slurm --partition gpu
+      --gpus-per-node 4 --time 24:00:00     (a SLURM cluster: one job per cell, requeued on preemption)
+
+      idmm sweep --group flowers --status     (cells, runs, jobs)
     """
     from idmm_tui.experiments.groups import load_group
     from idmm_tui.experiments.sweep import (
         SweepSpec,
+        cell_slots,
+        check_parallel_launcher,
+        default_launcher,
         parse_axis,
         parse_launcher,
         parse_seeds,
@@ -109,6 +175,47 @@ def sweep_cmd(
 
     root = _runs_dir(runs_dir)
     launch = parse_launcher(launcher)
+    if status or cancel:
+        if recipe is not None or not group:
+            raise UsageError(f"{'--status' if status else '--cancel'} takes a sweep by name: --group NAME, no RECIPE")
+        from idmm_tui.experiments import cluster
+
+        group_obj = load_group(group, root)
+        if cancel:
+            cluster.cancel_jobs(group_obj, say=lambda text: err.print(safe_markup(text), highlight=False))
+        rows = cluster.status_rows(group_obj)
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        else:
+            _print_status(group_obj, rows)
+        return
+    chosen_executor, executor = executor, executor or "local"
+    if executor not in ("local", "slurm", "submitit-local"):
+        raise UsageError(f"--executor {executor!r}: choose local, slurm or submitit-local")
+    cluster_options = None
+    if executor != "local":
+        from idmm_tui.experiments import cluster
+
+        if launcher or gpus_per_cell or fail_fast:
+            raise UsageError(
+                "--launcher, --gpus-per-cell and --fail-fast are for local cells; with a cluster use --gpus-per-node"
+            )
+        cluster_options = cluster.ClusterOptions.parse(
+            executor,
+            partition=partition,
+            gpus_per_node=gpus_per_node,
+            nodes=nodes,
+            time=time_limit,
+            account=account,
+            items=slurm or [],
+            max_parallel=max_parallel,
+        )
+    elif partition or gpus_per_node or nodes != 1 or account or slurm or wait:
+        raise UsageError("--partition, --gpus-per-node, --nodes, --account, --slurm and --wait need --executor slurm")
+    slots = None if executor != "local" else cell_slots(max_parallel, gpus_per_cell)
+    if executor == "local" and launch is None:
+        launch = default_launcher(gpus_per_cell)
+    check_parallel_launcher(launch, max_parallel if executor == "local" else 1)
     if recipe is None:
         if not group:
             raise UsageError("give a RECIPE (and --axis …) to start a sweep, or --group NAME to re-run one")
@@ -128,9 +235,22 @@ def sweep_cmd(
             raise UsageError("a sweep needs at least one --axis KEY=V1,V2, --seeds or --source (else use idmm run)")
         group = group or (load_recipe(recipe).name or recipe.stem)
     group_obj, plans = prepare(spec, group, root)
+    ran_on = group_obj.executor.get("kind")
+    if ran_on and ran_on != "submitit-local" and chosen_executor is None and not dry_run:
+        shown = ", ".join(f"{k} {v}" for k, v in (group_obj.executor.get("parameters") or {}).items())
+        raise UsageError(
+            f"sweep {group_obj.name} runs its cells as {ran_on} jobs ({shown}): give --executor {ran_on} and its "
+            "options again to resubmit what did not finish, or --executor local to run the rest on this machine"
+        )
     if not as_json:
         _print_plan(group_obj, plans)
     if dry_run:
+        if cluster_options is not None and not as_json:  # the script on stdout: `… --dry-run > cell.sbatch`
+            from idmm_tui.textsafe import safe_text
+
+            err.print(f"job script of one cell ({cluster_options.executor}; an array adds #SBATCH --array):")
+            script = cluster_options.job_script(group_obj)
+            sys.stdout.write("".join(safe_text(line) + "\n" for line in script.splitlines()))
         if as_json:
             sys.stdout.write(
                 json.dumps(
@@ -148,7 +268,43 @@ def sweep_cmd(
         err.rule(f"[bold]{index}/{total}[/] {safe_markup(cp.cell.name)} ({cp.action})")
         err.print(f"[dim]{safe_markup(render_command(command))}[/]", highlight=False, soft_wrap=True)
 
-    results = run_sweep(group_obj, plans, launcher=launch, announce=announce, fail_fast=fail_fast)
+    def started(cp, slot, log):
+        where = slots.describe(slot) if slots else ""
+        err.print(
+            f"[green]▶[/] {safe_markup(cp.cell.name)} ({cp.action}{', ' + where if where else ''}) → "
+            f"[dim]{safe_markup(log)}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def ended(result, code):
+        style = _OUTCOME_STYLE.get(result.outcome, "")
+        err.print(
+            f"[{style}]■ {safe_markup(result.cell.name)} {result.outcome}[/] {safe_markup(result.detail)}",
+            highlight=False,
+        )
+
+    if cluster_options is not None:
+        results = cluster.run_cluster_sweep(
+            group_obj,
+            plans,
+            cluster_options,
+            wait=wait,
+            say=lambda text: err.print(safe_markup(text), highlight=False),
+        )
+        if results is None:  # submitted; the jobs run on their own
+            err.print(
+                f"follow with: idmm sweep --group {group_obj.name} --status"
+                + (f" --runs-dir {root}" if runs_dir else "")
+                + " (or idmm tui); cancel with --cancel"
+            )
+            return
+    elif max_parallel > 1:
+        results = run_sweep(
+            group_obj, plans, launcher=launch, fail_fast=fail_fast, slots=slots, on_start=started, on_exit=ended
+        )
+    else:
+        results = run_sweep(group_obj, plans, launcher=launch, announce=announce, fail_fast=fail_fast, slots=slots)
     pending = len(plans) - len(results)
     if as_json:
         sys.stdout.write(
@@ -158,7 +314,7 @@ def sweep_cmd(
     else:
         _print_results(group_obj.name, results, pending)
     bad = [r for r in results if r.outcome in ("failed", "blocked", "busy")]
-    if any(r.outcome == "interrupted" for r in results):
+    if any(r.outcome == "interrupted" for r in results) or getattr(results, "interrupted", False):
         err.print(
             f"[yellow]sweep interrupted[/]; continue with: idmm sweep --group {group_obj.name}"
             + (f" --runs-dir {root}" if runs_dir else "")
@@ -194,6 +350,23 @@ def _print_results(name: str, results, pending: int) -> None:
     err.print(table)
     if pending:
         err.print(f"{pending} cell(s) not started")
+
+
+def _print_status(group, rows: list[dict]) -> None:
+    executor = group.executor.get("kind") or "local"
+    table = Table(title=f"sweep {safe_markup(group.name)} ({safe_markup(executor)})", title_justify="left")
+    for col in ("cell", "run", "job", "job state", "log"):
+        table.add_column(col)
+    for row in rows:
+        style = _OUTCOME_STYLE.get(row["run"], "")
+        table.add_row(
+            safe_markup(row["cell"]),
+            f"[{style}]{safe_markup(row['run'])}[/]" if style else safe_markup(row["run"]),
+            safe_markup(row.get("job_id") or ""),
+            safe_markup(row.get("job_state") or ""),
+            safe_markup(row.get("stdout") or ""),
+        )
+    Console().print(table)
 
 
 def report_cmd(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -191,8 +192,12 @@ def execute(
     reporter: Reporter | None = None,
     stop: StopRequest | None = None,
     resume_state: dict[str, Any] | None = None,
+    launch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train (or continue training) ``run``; marks it failed/interrupted when training stops early."""
+    """Train (or continue training) ``run``; marks it failed/interrupted when training stops early.
+
+    ``launch``: how the processes were started (``engine.distributed.launch_record``), recorded in the
+    summary when training starts, so that a resume can be launched the same way."""
     if resume_state is not None and place.is_main:
         position = (resume_state["stage_index"], resume_state["global_step"])
         if resume_state.get("stage_done"):
@@ -201,13 +206,18 @@ def execute(
     elif resume_state is None and place.is_main and run.metrics.exists():
         run.metrics.unlink()  # resumed before the first checkpoint: start over cleanly
     if resume_state is not None and resume_state.get("world_size", 1) != place.world_size:
+        from idmm_tui.runs.launcher import resume_command
+
+        command, why = resume_command(run.read_summary(), run.path)
+        how = f"resume it with: {shlex.join(command)}" if command else why
         raise RunStateError(
-            f"{run.path} was checkpointed with {resume_state.get('world_size')} processes; "
-            f"resume it with the same number (now {place.world_size})"
+            f"{run.path} was checkpointed with {resume_state.get('world_size')} processes and this is "
+            f"{place.world_size}: an exact resume needs every rank's RNG state, so {how}"
         )
     loader = init_loader(recipe.init) if recipe.init else None
     tracker = open_tracker(run, recipe, warn=lambda text: _warn(run, reporter, text), enabled=place.is_main)
     trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader, tracker=tracker)
+    trainer.launch_info = dict(launch or {})
     tracker.start(run.read_summary() if place.is_main else {})
     try:
         summary = trainer.fit(resume_state)

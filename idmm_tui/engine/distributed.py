@@ -83,6 +83,23 @@ def all_reduce_sum(place: Placement, values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def launch_record(place: Placement) -> dict:
+    """The summary.json keys saying how this run was launched: world size, nodes, hosts and every
+    rank's host and process (gathered from all ranks: every rank must call it), the launcher and its
+    command line (see :mod:`idmm_tui.runs.launcher`)."""
+    import socket
+
+    from idmm_tui.runs.launcher import detect_launch, summary_fields
+    from idmm_tui.runs.store import process_start
+
+    me = {"rank": place.rank, "host": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
+    ranks: list = [me]
+    if place.distributed:
+        ranks = [None] * place.world_size
+        dist.all_gather_object(ranks, me)
+    return summary_fields(detect_launch(place.world_size), ranks)
+
+
 def rank_and_world() -> tuple[int, int]:
     """``(rank, world size)`` of the default process group; ``(0, 1)`` when there is none."""
     if dist.is_available() and dist.is_initialized():

@@ -136,6 +136,7 @@ class Trainer:
         self._last_ckpt_time = time.monotonic()
         self._session_start = time.monotonic()
         self._elapsed_before = 0.0
+        self.launch_info: dict[str, Any] = {}  # how the processes were launched (written with the pid)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -249,7 +250,7 @@ class Trainer:
                 acc=Accumulators(**resume["accumulators"]),
             )
             self._elapsed_before = float(resume.get("wall_time_s", 0.0))
-        self.update_summary(status="running", **process_identity())
+        self.update_summary(status="running", **process_identity(), **self.launch_info)
         for stage in self.stages[pos.stage_index :]:
             resuming_here = resume is not None and stage.index == pos.stage_index and not resume.get("stage_done")
             self.run_stage(stage, pos if resuming_here else Position(stage_index=stage.index))

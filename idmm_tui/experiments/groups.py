@@ -44,6 +44,11 @@ class Group:
     runs_dir: Path
     spec: dict[str, Any]
     cells: list[Cell] = field(default_factory=list)
+    #: Cells run by a cluster scheduler (``idmm sweep --executor slurm``): cell name -> job record
+    #: (executor, job_id, stdout, stderr, state, submitted_at, updated_at; see experiments/cluster.py).
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The executor of those jobs and its parameters (``{"kind": "slurm", "folder": …, "parameters": …}``).
+    executor: dict[str, Any] = field(default_factory=dict)
 
     @property
     def manifest(self) -> Path:
@@ -71,6 +76,8 @@ class Group:
             "cells": [
                 {"name": c.name, "values": c.values, "overrides": list(c.overrides), "role": c.role} for c in self.cells
             ],
+            **({"executor": self.executor} if self.executor else {}),
+            **({"jobs": self.jobs} if self.jobs else {}),
         }
 
     def save(self) -> None:
@@ -132,6 +139,11 @@ def manifest_problem(data: Any) -> str | None:
     cells = data.get("cells")
     if not isinstance(cells, list):
         return "'cells' is not a list"
+    if not isinstance(data.get("executor", {}), dict):
+        return "'executor' is not an object"
+    jobs = data.get("jobs", {})
+    if not isinstance(jobs, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in jobs.items()):
+        return "'jobs' is not an object of job records"
     return next((p for p in map(_cell_problem, cells) if p), None)
 
 
@@ -159,8 +171,15 @@ def load_group(name: str, runs_dir: Path) -> Group:
         Cell(c["name"], dict(c.get("values", {})), tuple(c.get("overrides", ())), c.get("role", "run"))
         for c in data.get("cells", [])
     ]
-    spec = {k: v for k, v in data.items() if k not in ("format", "name", "cells")}
-    return Group(name=name, runs_dir=runs_dir, spec=spec, cells=cells)
+    spec = {k: v for k, v in data.items() if k not in ("format", "name", "cells", "jobs", "executor")}
+    return Group(
+        name=name,
+        runs_dir=runs_dir,
+        spec=spec,
+        cells=cells,
+        jobs=dict(data.get("jobs") or {}),
+        executor=dict(data.get("executor") or {}),
+    )
 
 
 def list_groups(runs_dir: Path) -> list[str]:

@@ -311,13 +311,12 @@ def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, li
     check_axes(spec.sources or [], "--source")
     recipe_path = Path(spec.recipe)
     load_raw(recipe_path)  # a clear error for a missing/invalid file before anything else
-    if manifest_path(runs_dir, group_name).exists():
-        existing = load_group(group_name, runs_dir)
-        if existing.spec.get("recipe") and Path(existing.spec["recipe"]).resolve() != recipe_path.resolve():
-            raise RunStateError(
-                f"group {group_name!r} was made from {existing.spec['recipe']}, not {spec.recipe}; "
-                "choose another --group"
-            )
+    existing = load_group(group_name, runs_dir) if manifest_path(runs_dir, group_name).exists() else None
+    made_from = existing.spec.get("recipe") if existing is not None else None
+    if made_from and Path(made_from).resolve() != recipe_path.resolve():
+        raise RunStateError(
+            f"group {group_name!r} was made from {made_from}, not {spec.recipe}; choose another --group"
+        )
     cells = expand(spec, group_name, runs_dir)
     if not cells:
         raise UsageError("the sweep has no cells")
@@ -327,6 +326,8 @@ def prepare(spec: SweepSpec, group_name: str, runs_dir: Path) -> tuple[Group, li
         except RunStateError as exc:
             raise UsageError(f"sweep {group_name}: {exc} (a shorter --group or shorter axis values help)") from None
     group = Group(name=group_name, runs_dir=runs_dir, spec=spec.to_json(), cells=cells)
+    if existing is not None:  # keep the cluster jobs of earlier invocations
+        group.jobs, group.executor = existing.jobs, existing.executor
     try:
         plans = plan(group, recipe_path)
     except RecipeError as exc:
@@ -385,6 +386,121 @@ class CellResult:
     detail: str = ""
 
 
+class SweepResults(list):
+    """The cells' results in plan order; ``interrupted``: a Ctrl-C / SIGTERM stopped the sweep."""
+
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class CellSlots:
+    """How many cells run at once on this machine, and what each of them gets.
+
+    ``devices[i]``: the GPUs (``CUDA_VISIBLE_DEVICES`` entries) of slot ``i``, None on CPU;
+    ``threads``: ``OMP_NUM_THREADS`` of each cell (None: the environment's own).
+    """
+
+    max_parallel: int = 1
+    devices: tuple[tuple[str, ...], ...] | None = None
+    threads: int | None = None
+
+    def env(self, slot: int) -> dict[str, str]:
+        """The environment changes of a cell running in ``slot``."""
+        out: dict[str, str] = {}
+        if self.devices is not None:
+            out["CUDA_VISIBLE_DEVICES"] = ",".join(self.devices[slot])
+        if self.threads is not None:
+            out["OMP_NUM_THREADS"] = out["MKL_NUM_THREADS"] = str(self.threads)
+        return out
+
+    def describe(self, slot: int) -> str:
+        parts = []
+        if self.devices is not None:
+            parts.append(f"GPU {','.join(self.devices[slot])}")
+        if self.threads is not None:
+            parts.append(f"{self.threads} thread{'s' if self.threads > 1 else ''}")
+        return ", ".join(parts)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs cells can be given: ``$CUDA_VISIBLE_DEVICES`` (indices or UUIDs) when set, else every
+    GPU torch sees (``0 … n-1``)."""
+    import os
+
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip() and d.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # no usable CUDA runtime: no GPUs
+        return []
+
+
+def cell_slots(max_parallel: int, gpus_per_cell: int = 0, *, gpus: list[str] | None = None) -> CellSlots:
+    """Slots for ``max_parallel`` cells at once: ``gpus_per_cell`` GPUs each (disjoint sets from
+    ``gpus``, default :func:`visible_gpus`), else on CPU an equal share of the cores each (unless
+    ``$OMP_NUM_THREADS`` is set). UsageError when the GPUs do not suffice."""
+    import os
+
+    if max_parallel < 1:
+        raise UsageError(f"--max-parallel {max_parallel}: give 1 or more")
+    if gpus_per_cell < 0:
+        raise UsageError(f"--gpus-per-cell {gpus_per_cell}: give 0 (CPU) or more")
+    devices = None
+    if gpus_per_cell:
+        gpus = visible_gpus() if gpus is None else gpus
+        need = max_parallel * gpus_per_cell
+        if need > len(gpus):
+            seen = f"{len(gpus)} visible ({', '.join(gpus)})" if gpus else "none visible"
+            raise UsageError(
+                f"--max-parallel {max_parallel} × --gpus-per-cell {gpus_per_cell} needs {need} GPUs; {seen}"
+            )
+        devices = tuple(tuple(gpus[i * gpus_per_cell : (i + 1) * gpus_per_cell]) for i in range(max_parallel))
+    threads = None
+    if max_parallel > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // max_parallel)
+    return CellSlots(max_parallel, devices, threads)
+
+
+def check_parallel_launcher(launcher: list[str] | None, max_parallel: int) -> None:
+    """Cells at once under torchrun need a rendezvous each: ``--standalone`` (a free port per cell) or
+    their own endpoint; torchrun's default (127.0.0.1:29500) would join them together."""
+    if max_parallel <= 1 or not launcher:
+        return
+    is_torchrun = Path(launcher[0]).name == "torchrun" or "torch.distributed.run" in launcher
+    own = ("--standalone", "--rdzv-endpoint", "--rdzv_endpoint", "--master-port", "--master_port")
+    if is_torchrun and not any(w.split("=")[0] in own for w in launcher):
+        raise UsageError(
+            f"--max-parallel {max_parallel} with --launcher torchrun: the cells would share torchrun's default "
+            "port 29500; add --standalone (a free port for each cell)"
+        )
+
+
+def default_launcher(gpus_per_cell: int) -> list[str] | None:
+    """``torchrun --standalone --nproc_per_node G`` for cells of several GPUs (DDP), else None."""
+    if gpus_per_cell <= 1:
+        return None
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    return [torchrun, "--standalone", "--nproc_per_node", str(gpus_per_cell)]
+
+
+def log_path(group: Group, cell: Cell) -> Path:
+    """Where a cell's output goes when several cells run at once."""
+    return group.manifest.with_suffix(".logs") / f"{cell.name}.out"
+
+
+@dataclass
+class _Running:
+    plan: CellPlan
+    proc: subprocess.Popen
+    slot: int
+    command: list[str]
+    sent: int = 0  # how many of the sweep's signals this cell has been sent
+
+
 def run_sweep(
     group: Group,
     plans: list[CellPlan],
@@ -392,54 +508,139 @@ def run_sweep(
     launcher: list[str] | None = None,
     announce: Callable[[int, int, CellPlan, list[str]], None] | None = None,
     fail_fast: bool = False,
-) -> list[CellResult]:
-    """Run the cells in order; stops at an interrupted cell (Ctrl-C), continues past failed ones.
+    slots: CellSlots | None = None,
+    on_start: Callable[[CellPlan, int, Path | None], None] | None = None,
+    on_exit: Callable[[CellResult, int], None] | None = None,
+) -> SweepResults:
+    """Run the cells, up to ``slots.max_parallel`` at once (default one after another), in plan order.
 
-    A target cell of a transfer sweep whose source did not complete is marked ``blocked``.
+    A target cell of a transfer sweep starts once its source run completed; it is ``blocked`` when
+    the source did not. Each cell is one child process (its own process group); the sweep forwards
+    every SIGINT / SIGTERM it gets to every running cell: the first Ctrl-C makes each checkpoint and
+    exit 130 (no further cell starts, the sweep waits for them all), a second one aborts them at once.
+    A failed cell does not stop the others (``fail_fast``: no further cell starts). With one cell at a
+    time its output goes to the sweep's stderr; with several, each to its own file (:func:`log_path`).
     """
+    import os
+    import signal
+    import time
+
+    slots = slots or CellSlots()
     group.save()
-    results: list[CellResult] = []
+    results: dict[str, CellResult] = {}
     failed_sources: set[str] = set()
-    for index, cp in enumerate(plans, start=1):
-        cell = cp.cell
-        source = _init_source(cell)
-        if source and source in failed_sources:
-            results.append(CellResult(cell, "blocked", f"its source run {Path(source).name} did not complete"))
-            continue
-        if cp.action == "skip":
-            results.append(CellResult(cell, "skipped", cp.detail))
-            continue
-        if cp.action == "busy":
-            results.append(CellResult(cell, "busy", cp.detail))
-            if cell.role == "source":
-                failed_sources.add(str(group.run_path(cell)))
-            continue
+    done: set[str] = set()  # run paths of the cells with a result
+    sources = {str(group.run_path(cp.cell)) for cp in plans if cp.cell.role == "source"}
+    waiting = list(enumerate(plans, start=1))
+    running: list[_Running] = []
+    free = list(range(slots.max_parallel))
+    signals: list[int] = []  # SIGINT / SIGTERM received, in order; the loop forwards them to every cell
+
+    def on_signal(signum, frame):
+        signals.append(signum)
+
+    def forward() -> None:
+        for r in running:
+            while r.sent < len(signals):
+                if r.proc.poll() is None:
+                    r.proc.send_signal(signals[r.sent])
+                r.sent += 1
+
+    def record(cell: Cell, outcome: str, detail: str = "") -> CellResult:
+        result = results[cell.name] = CellResult(cell, outcome, detail)
+        done.add(str(group.run_path(cell)))
+        if cell.role == "source" and outcome not in ("completed", "skipped"):
+            failed_sources.add(str(group.run_path(cell)))
+        return result
+
+    def start(index: int, cp: CellPlan, seen: int) -> bool:
         command = cell_command(group, cp, launcher=launcher)
         if announce:
             announce(index, len(plans), cp, command)
+        slot = free.pop(0)
+        log = log_path(group, cp.cell) if slots.max_parallel > 1 else None
         try:
-            code = _run_child(command)
+            if log is None:
+                env = {**os.environ, **slots.env(slot)}
+                proc = subprocess.Popen(command, stdout=sys.stderr.fileno(), process_group=0, env=env)
+            else:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "ab") as out:
+                    proc = subprocess.Popen(
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        process_group=0,
+                        env={**os.environ, **slots.env(slot), "PYTHONUNBUFFERED": "1"},
+                    )
         except OSError as exc:  # the launcher vanished or is not executable: this cell fails, the sweep goes on
-            results.append(CellResult(cell, "failed", describe_os_error(exc, f"cannot start {command[0]}")))
-            if cell.role == "source":
-                failed_sources.add(str(group.run_path(cell)))
-            if fail_fast:
-                break
-            continue
+            free.insert(0, slot)
+            record(cp.cell, "failed", describe_os_error(exc, f"cannot start {command[0]}"))
+            return False
+        running.append(_Running(cp, proc, slot, command, sent=seen))  # later signals are forwarded to it
+        if on_start:
+            on_start(cp, slot, log)
+        return True
+
+    def finished(r: _Running, code: int) -> CellResult:
+        cell = r.plan.cell
         summary = read_json(group.run_path(cell) / "summary.json")
         if code == 0:
-            results.append(CellResult(cell, "completed", f"test_acc {summary.get('test_acc')}"))
-            continue
+            return record(cell, "completed", f"test_acc {summary.get('test_acc')}")
         if code in (130, -2) or summary.get("status") == "interrupted":
-            results.append(CellResult(cell, "interrupted", "checkpoint kept"))
-            break
+            return record(cell, "interrupted", "checkpoint kept")
         error = summary.get("error") if isinstance(summary.get("error"), str) else None
-        results.append(CellResult(cell, "failed", error or f"exit code {code}"))
-        if cell.role == "source":
-            failed_sources.add(str(group.run_path(cell)))
-        if fail_fast:
-            break
-    return results
+        return record(cell, "failed", error or f"exit code {code}")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        halted = False  # a cell was interrupted, a signal came, or --fail-fast saw a failure
+        while True:
+            seen = len(signals)
+            halted = halted or seen > 0
+            for item in list(waiting) if not halted else []:
+                index, cp = item
+                source = _init_source(cp.cell)
+                if source in failed_sources:
+                    waiting.remove(item)
+                    record(cp.cell, "blocked", f"its source run {Path(source).name} did not complete")
+                    continue
+                if source in sources and source not in done:
+                    continue  # its source has not finished yet
+                if cp.action in ("skip", "busy"):
+                    waiting.remove(item)
+                    record(cp.cell, "skipped" if cp.action == "skip" else "busy", cp.detail)
+                    continue
+                if not free:
+                    break
+                waiting.remove(item)
+                if not start(index, cp, seen) and fail_fast:
+                    halted = True
+                    break
+            forward()
+            if not running:
+                break
+            time.sleep(0.1)
+            forward()
+            for r in list(running):
+                code = r.proc.poll()
+                if code is None:
+                    continue
+                running.remove(r)
+                free.append(r.slot)
+                free.sort()
+                result = finished(r, code)
+                if on_exit:
+                    on_exit(result, code)
+                if result.outcome == "interrupted" or (result.outcome == "failed" and fail_fast):
+                    halted = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    out = SweepResults(results[cp.cell.name] for cp in plans if cp.cell.name in results)
+    out.interrupted = bool(signals)
+    return out
 
 
 def _init_source(cell: Cell) -> str:
@@ -447,35 +648,6 @@ def _init_source(cell: Cell) -> str:
         if item.startswith("init="):
             return item.removeprefix("init=").strip('"')
     return ""
-
-
-def _run_child(command: list[str]) -> int:
-    """Run a cell in the foreground and return its exit code.
-
-    The child runs in its own process group and the sweep passes each SIGINT / SIGTERM it gets on
-    to it, once: the first Ctrl-C (at the terminal, or ``kill -INT`` of the sweep) or a SIGTERM
-    (the dashboard's stop key) makes the cell checkpoint and exit 130, and the sweep waits for that
-    instead of dying first; a second Ctrl-C aborts the cell at once, as with ``idmm run``. The
-    child's output goes to the sweep's stderr (the sweep's stdout is its own, for ``--json``).
-    """
-    import signal
-
-    child = subprocess.Popen(command, stdout=sys.stderr.fileno(), process_group=0)
-
-    def forward(signum, frame):
-        if child.poll() is None:
-            child.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while True:
-            try:
-                return child.wait()
-            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
-                continue
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def render_command(command: list[str]) -> str:

@@ -17,15 +17,16 @@ def idmm_command(launcher: list[str] | None = None) -> list[str]:
     return [*(launcher or [sys.executable]), "-m", "idmm_tui"]
 
 
-def spawn_detached(args: list[str], out: Path) -> subprocess.Popen:
-    """``idmm ARGS`` in the background, in a session of its own, output appended to ``out``.
+def spawn_detached(args: list[str], out: Path, *, command: list[str] | None = None) -> subprocess.Popen:
+    """``idmm ARGS`` (or the whole ``command``: ``torchrun … -m idmm_tui run --resume …``) in the
+    background, in a session of its own, output appended to ``out``.
 
     A detached child outlives its parent and does not get the parent terminal's Ctrl-C.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "ab") as handle:
         return subprocess.Popen(
-            [*idmm_command(), *args],
+            command or [*idmm_command(), *args],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,

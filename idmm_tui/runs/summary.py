@@ -4,7 +4,8 @@ Written only by the training process (rank 0): created by :func:`new_summary` wh
 then read-modified-written by :func:`update_summary` (atomic writes; viewers never lock). Keys:
 ``format``, ``name``, ``status`` (running / completed / failed / interrupted), ``started_at``,
 ``updated_at``, ``finished_at``, ``idmm_version``, ``recipe_sha256``, ``backbone``, ``dataset``,
-``method``, ``seed``, ``init``, ``world_size``, ``pid``, ``host``, ``plan`` (stage name, kind, epochs,
+``method``, ``seed``, ``init``, ``world_size``, ``nodes``, ``hosts``, ``launch`` (how the processes were
+launched: see :mod:`idmm_tui.runs.launcher`), ``pid``, ``host``, ``plan`` (stage name, kind, epochs,
 resolution), ``current`` (the stage and epoch training is in), ``stages`` (final metrics of each
 finished stage), ``knn_start``, ``test_acc`` (the last fine-tuning stage's), ``wall_time_s``, ``error``
 and, when set, ``group``, ``lineage``, ``evals``, ``recipe_source``, ``overrides``.

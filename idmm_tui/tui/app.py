@@ -265,6 +265,8 @@ class IdmmApp(App):
             if code is None:
                 continue
             del self.processes[pid]
+            if code not in (0, 130) and procs.stopped_gracefully(path):  # torchrun exits 1 when its ranks exit 130
+                code = 130
             if code not in (0, 130):
                 tail = procs.read_tail(out, 600).strip().splitlines()
                 reason = tail[-1] if tail else f"exit code {code}"

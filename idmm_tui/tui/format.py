@@ -15,8 +15,9 @@ STATUS_STYLE = {
     "failed": "bold red",
     "interrupted": "yellow",
     "starting": "dim",
+    "queued": "magenta",
 }
-STATUS_ICON = {"running": "▶", "completed": "✓", "failed": "✗", "interrupted": "‖", "starting": "…"}
+STATUS_ICON = {"running": "▶", "completed": "✓", "failed": "✗", "interrupted": "‖", "starting": "…", "queued": "◷"}
 
 
 def num(value: Any) -> float | None:

@@ -23,6 +23,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("dataset", "dataset"),
     ("method", "method"),
 )
+#: The column shown when some run is a cluster job (``idmm sweep --executor slurm``).
+JOB_COLUMN = ("job", "job")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class RunRow:
     images_per_s: float | None
     started_at: str
     duration_s: float | None
+    job: str = ""  # a cluster job's id and state (from its sweep's manifest)
 
     @property
     def position(self) -> str:
@@ -60,6 +63,7 @@ class RunRow:
             fmt_num(self.images_per_s, 0),
             fmt_started(self.started_at, year=True),
             fmt_duration(self.duration_s),
+            self.job,
         )
 
     def matches(self, query: str) -> bool:
@@ -71,8 +75,8 @@ class RunRow:
         return all(term in haystack for term in terms)
 
 
-def run_row(path: Path, summary: dict[str, Any]) -> RunRow:
-    """The table row of the run at ``path`` with this summary."""
+def run_row(path: Path, summary: dict[str, Any], job: str = "") -> RunRow:
+    """The table row of the run at ``path`` with this summary (``job``: its cluster job, as text)."""
     status = run_status(summary)
     current = current_of(summary)
     stage, epoch = text(current.get("stage")), ""
@@ -104,7 +108,14 @@ def run_row(path: Path, summary: dict[str, Any]) -> RunRow:
         images_per_s=ips,
         started_at=text(summary.get("started_at")),
         duration_s=live_wall_time(summary, status),
+        job=job,
     )
+
+
+def queued_row(path: Path, job: str) -> RunRow:
+    """The row of a sweep cell whose cluster job has not started its run yet (no run directory)."""
+    name = Path(path).name
+    return RunRow(Path(path), name, "queued", "", "", "", "", "", None, None, "", None, job)
 
 
 def sort_rows(rows: list[RunRow], column: str, reverse: bool) -> list[RunRow]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from idmm_tui.runs.store import RunDir, read_json
 from idmm_tui.tui.curves import StageColumns, columnize
+from idmm_tui.tui.jobs import JobIndex
 
 #: Bytes read at most per poll and file: a huge file is caught up over several polls, so that one
 #: poll never holds a worker (or the memory) for long.
@@ -177,6 +178,7 @@ class RunPoll:
     log_reset: bool = False
     recipe_text: str | None = None  # once, when first readable
     exists: bool = True
+    job: dict[str, Any] | None = None  # the run's cluster job record, only when it changed ({}: none)
 
     @property
     def empty(self) -> bool:
@@ -188,6 +190,7 @@ class RunPoll:
             or self.log_lines
             or self.log_reset
             or self.recipe_text is not None
+            or self.job is not None
         )
 
 
@@ -203,9 +206,15 @@ class RunWatcher:
         self._existed = False
         self._older_bytes = TAIL_FIRST
         self._tail_sent = False
+        self._jobs = JobIndex(self.run.path.parent)  # the sweep manifests beside the run
+        self._job: dict[str, Any] = {}
 
     def poll(self) -> RunPoll:
         out = RunPoll(self.run.path)
+        if self._jobs.refresh():
+            job = self._jobs.job(self.run.name) or {}
+            if job != self._job:
+                self._job = out.job = job
         if not self.run.path.is_dir():
             out.exists = False
             out.reset = self._existed

@@ -35,20 +35,28 @@ def summaries(runs: Path, group: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def method_sweep(tmp_path_factory, tiny_images):
-    """A finished 2 x 2 sweep (method x seed) shared by the report tests."""
+    """A finished 2 x 2 sweep (method x seed), two cells at a time, shared by the report tests."""
     from tests.conftest import TINY_RECIPE
 
     tmp = tmp_path_factory.mktemp("sweep")
     recipe = tmp / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(root=tiny_images))
     runs = tmp / "runs"
-    proc = sweep(str(recipe), "--axis", "pretrain.method=idmm,none", "--seeds", "0,1", *FAST, runs=runs)
+    axes = ["--axis", "pretrain.method=idmm,none", "--seeds", "0,1"]
+    proc = sweep(str(recipe), *axes, *FAST, "--max-parallel", "2", runs=runs)
     assert proc.returncode == 0, proc.stderr
     return recipe, runs, proc
 
 
 def test_sweep_runs_every_cell_as_a_grouped_run(method_sweep):
     _, runs, proc = method_sweep
+    events = [line.split()[:2] for line in proc.stderr.splitlines() if line[:1] in "▶■"]
+    assert events[:2] == [["▶", "tiny.method-idmm.s0"], ["▶", "tiny.method-none.s0"]]  # two at once
+    assert sorted(e[1] for e in events if e[0] == "■") == sorted(e[1] for e in events if e[0] == "▶")
+    assert len(events) == 8
+    done_names = {e[1] for e in events}
+    for log in (runs / "sweeps" / "tiny.logs").iterdir():  # each cell's own output
+        assert log.name.removesuffix(".out") in done_names and ": completed" in log.read_text()
     done = summaries(runs, "tiny")
     assert sorted(done) == ["tiny.method-idmm.s0", "tiny.method-idmm.s1", "tiny.method-none.s0", "tiny.method-none.s1"]
     for name, s in done.items():
@@ -165,43 +173,52 @@ def test_report_errors(tmp_path, cli):
     assert result.code == 2 and "--format" in result.err
 
 
-def test_ctrl_c_stops_the_sweep_and_rerunning_resumes_it(tiny_recipe, tmp_path):
+def test_ctrl_c_stops_every_cell_and_rerunning_resumes_them(tiny_recipe, tmp_path):
+    """Two cells at a time: Ctrl-C stops both with a checkpoint and starts no other; re-running resumes
+    them exactly (the three cells train alike: their recipes differ only in `name`)."""
+    from tests.functional.test_cli_run import final_metrics
+
     runs = tmp_path / "runs"
     args = [
         *idmm_subprocess_cmd(),
         "sweep",
         str(tiny_recipe),
         "--axis",
-        "pretrain.method=idmm,none",
+        "name=a,b,c",
         "--set",
         "pretrain.epochs=3",
+        "--max-parallel",
+        "2",
         "--runs-dir",
         str(runs),
     ]
     proc = subprocess.Popen(
         args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    metrics = runs / "tiny.method-idmm" / "metrics.jsonl"
+    metrics = [runs / f"tiny.name-{x}" / "metrics.jsonl" for x in "ab"]
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 3):
+    while time.monotonic() < deadline and not all(m.exists() and m.read_text().count("\n") >= 3 for m in metrics):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err
     assert "idmm sweep --group tiny" in err
-    first = json.loads((runs / "tiny.method-idmm" / "summary.json").read_text())
-    assert first["status"] == "interrupted"
-    assert not (runs / "tiny.method-none").exists()  # the sweep stopped; it did not go on to the next cell
-    again = sweep("--group", "tiny", "--json", runs=runs)
+    for x in "ab":
+        assert json.loads((runs / f"tiny.name-{x}" / "summary.json").read_text())["status"] == "interrupted"
+    assert not (runs / "tiny.name-c").exists()  # the sweep stopped; it did not go on to the next cell
+    again = sweep("--group", "tiny", "--json", "--max-parallel", "2", runs=runs)
     assert again.returncode == 0, again.stderr
-    assert [r["outcome"] for r in json.loads(again.stdout)] == ["completed", "completed"]
-    assert "resumed" in (runs / "tiny.method-idmm" / "run.log").read_text() or "resum" in again.stderr
+    assert [r["outcome"] for r in json.loads(again.stdout)] == ["completed"] * 3
+    for x in "ab":
+        assert "resumed at" in (runs / f"tiny.name-{x}" / "run.log").read_text()
+    reference = final_metrics(runs / "tiny.name-c")
+    assert final_metrics(runs / "tiny.name-a") == reference and final_metrics(runs / "tiny.name-b") == reference
 
 
 def test_transfer_sweep_reuses_sources_and_reports_a_matrix(tiny_recipe, tmp_path, cli):
     runs = tmp_path / "runs"
     args = [str(tiny_recipe), "--source", "data.classes=[0,1],[1,2]", "--axis", "data.classes=[2,0]", *FAST]
-    proc = sweep(*args, "--json", runs=runs)
+    proc = sweep(*args, "--json", "--max-parallel", "2", runs=runs)  # a target starts once its source is done
     assert proc.returncode == 0, proc.stderr
     outcomes = {r["name"]: r["outcome"] for r in json.loads(proc.stdout)}
     assert outcomes == {

@@ -775,6 +775,96 @@ async def test_launch_watch_stop_and_resume_a_tiny_run(tmp_path, monkeypatch, ti
             os.kill(pid, 0)
 
 
+@pytest.mark.slow
+@pilot_test
+async def test_stop_and_resume_a_two_process_run(tmp_path, monkeypatch, tiny_images):
+    """A DDP run started with torchrun elsewhere: stop reaches every rank, resume relaunches it with the
+    launcher and world size the run recorded (one process would refuse its per-rank RNG states)."""
+    import subprocess
+    import sys
+
+    from idmm_tui.tui.screens.run import RunScreen
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(LIVE_RECIPE.format(root=tiny_images))
+    runs = tmp_path / "runs"
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    args = ["-m", "idmm_tui", "run", str(recipe), "--runs-dir", str(runs), "--name", "ddp"]
+    args += ["--set", "finetune.0.epochs=0"]  # pretraining only: it lives until stopped
+    started = subprocess.Popen(
+        [torchrun, "--standalone", "--nproc_per_node", "2", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    app = make_app(runs, tail_interval=0.1)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.open_run(runs / "ddp")
+            view = app.screen
+            assert isinstance(view, RunScreen)
+            await wait_for(pilot, lambda: view.curves.points >= 2, 120, "first metrics")
+            assert view.summary["world_size"] == 2 and view.summary["launch"]["launcher"] == "torchrun"
+            assert "2 processes" in view.query_one("#run-header").text.plain
+            first_ranks = [r["pid"] for r in view.summary["launch"]["ranks"]]
+            await pilot.press("k", "y")  # SIGTERM to both ranks: checkpoint, exit 130
+            await wait_for(pilot, lambda: view.summary.get("status") == "interrupted", 60, "interrupted")
+            await wait_for(pilot, lambda: started.poll() is not None, 60, "torchrun to exit")
+            before = view.curves.points
+            await pilot.press("r")  # torchrun --standalone --nproc_per_node 2 … run --resume, as recorded
+            await wait_for(
+                pilot,
+                lambda: view.summary.get("status") == "running" and view.summary.get("pid") not in first_ranks,
+                90,
+                "resumed",
+            )
+            await wait_for(pilot, lambda: view.curves.points > before, 60, "metrics after the resume")
+            assert view.summary["world_size"] == 2 and len(view.summary["launch"]["ranks"]) == 2
+            assert "resumed at" in (runs / "ddp" / "run.log").read_text()
+            await pilot.press("k", "y")
+            await wait_for(pilot, lambda: view.summary.get("status") == "interrupted", 60, "interrupted again")
+            await wait_for(pilot, lambda: not app.processes, 60, "the resumed torchrun to exit")
+            errors = [n for n in app._notifications if n.title == "Run ended with an error"]
+            assert not errors, [n.message for n in errors]  # torchrun's exit 1 after a graceful stop is no error
+    finally:
+        if started.poll() is None:
+            started.kill()
+
+
+@pilot_test
+async def test_cluster_jobs_show_in_the_table_and_the_run_view(fixture_runs):
+    """Cells of a sweep on a cluster: a job column, queued cells before their run exists, the job in the view."""
+    from idmm_tui.tui.screens.run import RunScreen
+
+    (fixture_runs / "sweeps").mkdir()
+    jobs = {
+        "demo-idmm": {"executor": "slurm", "job_id": "4242_0", "state": "RUNNING", "stdout": "x/4242_0_0_log.out"},
+        "demo.queued": {"executor": "slurm", "job_id": "4242_1", "state": "PENDING"},
+        "demo.gone": {"executor": "slurm", "job_id": "4242_2", "state": "CANCELLED"},
+    }
+    manifest = {"format": "idmm-sweep/1", "name": "demo", "recipe": "r.toml", "cells": [], "jobs": jobs}
+    (fixture_runs / "sweeps" / "demo.json").write_text(json.dumps(manifest))
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.table.row_count == 6, what="5 runs and 1 queued cell")
+        rows = {r.name: r for r in screen.rows}
+        assert rows["demo.queued"].status == "queued" and rows["demo.queued"].job == "4242_1 PENDING"
+        assert rows["demo-idmm"].job == "4242_0 RUNNING" and rows["demo-random-init"].job == ""
+        assert "job" in [c.key.value for c in screen.table.columns.values()]
+        await pilot.press("slash", *"PENDING", "enter")
+        assert [r.name for r in screen.visible_rows()] == ["demo.queued"]
+        app.open_run(fixture_runs / "demo-idmm")
+        view = app.screen
+        assert isinstance(view, RunScreen)
+        await wait_for(pilot, lambda: view.summary and view.job, what="the run and its job")
+        assert "slurm job 4242_0 RUNNING" in view.query_one("#run-header").text.plain
+        jobs["demo-idmm"]["state"] = "COMPLETED"  # the sweep saw the job end
+        (fixture_runs / "sweeps" / "demo.json").write_text(json.dumps(manifest))
+        await wait_for(pilot, lambda: view.job.get("state") == "COMPLETED", what="the new job state")
+
+
 # ---------------------------------------------------------------------------------------------
 # SVG snapshots of fixed fixture runs
 

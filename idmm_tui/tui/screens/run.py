@@ -13,9 +13,11 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
+from idmm_tui.runs.launcher import describe as describe_launch
 from idmm_tui.tui.canvas import Line
 from idmm_tui.tui.curves import METRIC_TITLES, METRICS, SMOOTHABLE, SMOOTHING_LEVELS, RunCurves, default_stage
 from idmm_tui.tui.format import STATUS_ICON, STATUS_STYLE, fmt_duration, fmt_lr, fmt_num, num, text
+from idmm_tui.tui.jobs import is_queued, job_text
 from idmm_tui.tui.messages import ResumeRequested, StopRequested
 from idmm_tui.tui.procs import read_tail
 from idmm_tui.tui.screens.watching import WatchingScreen
@@ -48,9 +50,14 @@ def fmt_value(metric: str, value: float | None) -> str:
     return fmt_num(value, 4)
 
 
-def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists: bool) -> Text:
-    """Three lines: identity and status; the stage timeline; position, latest metrics and ETA."""
+def render_header(
+    path: Path, summary: dict[str, Any], curves: RunCurves, exists: bool, job: dict[str, Any] | None = None
+) -> Text:
+    """Three lines: identity and status (and how it runs: processes, nodes, cluster job); the stage
+    timeline; position, latest metrics and ETA."""
     status = run_status(summary) if summary else ("starting" if exists else "waiting")
+    if status == "waiting" and job and is_queued(job):
+        status = "queued"
     out = Text()
     out.append(f" {STATUS_ICON.get(status, '…')} {status} ", style=f"reverse {STATUS_STYLE.get(status, 'dim')}")
     out.append(f" {text(summary.get('name')) or path.name}", style="bold")
@@ -63,6 +70,11 @@ def render_header(path: Path, summary: dict[str, Any], curves: RunCurves, exists
         out.append(f" · seed {summary.get('seed')}", style="dim")
     if text(summary.get("init")):
         out.append(f" · init {summary.get('init')}", style="dim")
+    placement = describe_launch(summary)
+    if placement:
+        out.append(f" · {placement}", style="dim")
+    if job:
+        out.append(f" · {text(job.get('executor'))} job {job_text(job)}", style="magenta")
     out.append("\n")
     stages = timeline(summary)
     if not stages:
@@ -137,6 +149,7 @@ class RunScreen(WatchingScreen):
         self.path = Path(path)
         self.output = output
         self.summary: dict[str, Any] = {}
+        self.job: dict[str, Any] = {}  # its cluster job (sweep manifest), {} for none
         self.curves = RunCurves()
         self.exists = self.path.is_dir()
         self.stage: str | None = None
@@ -188,6 +201,8 @@ class RunScreen(WatchingScreen):
                 self.curves.add_columns(poll.columns)
             if poll.summary is not None:
                 self.summary = poll.summary
+            if poll.job is not None:
+                self.job = poll.job
             if poll.log_reset:
                 log.clear()
             if poll.log_lines:
@@ -212,7 +227,8 @@ class RunScreen(WatchingScreen):
     # -- drawing ---------------------------------------------------------------------------------
 
     def _update_header(self) -> None:
-        self.query_one("#run-header", TextPane).show(render_header(self.path, self.summary, self.curves, self.exists))
+        header = render_header(self.path, self.summary, self.curves, self.exists, self.job)
+        self.query_one("#run-header", TextPane).show(header)
 
     def _stage_names(self) -> list[str]:
         return self.curves.stage_names(self.summary)

@@ -25,7 +25,7 @@ from idmm_tui.tui.messages import (
     RunsScanned,
     StopRequested,
 )
-from idmm_tui.tui.runs_table import COLUMNS, RunRow, sort_rows
+from idmm_tui.tui.runs_table import COLUMNS, JOB_COLUMN, RunRow, sort_rows
 from idmm_tui.tui.scan import RunsScanner
 from idmm_tui.tui.screens.base import DashboardScreen
 from idmm_tui.tui.widgets.runs_table import RunsTable
@@ -37,7 +37,7 @@ def status_text(status: str) -> Text:
     return Text(f"{STATUS_ICON.get(status, ' ')} {status}", style=STATUS_STYLE.get(status, ""))
 
 
-#: Table column keys, in the order of ``RunsScreen._cells``.
+#: Table column keys, in the order of ``RunsScreen._cells`` (then ``job`` when some run is a cluster job).
 CELL_KEYS = ("mark", *(key for key, _ in COLUMNS))
 #: Rows added plus removed above which the table is rebuilt rather than edited row by row.
 MAX_ROW_CHANGES = 20
@@ -82,6 +82,7 @@ class RunsScreen(DashboardScreen):
         self._shown: dict[str, tuple] | None = None  # row key -> cells, in the table's order
         self._cells_of: dict[tuple[RunRow, bool], tuple] = {}  # cells of a row (and its mark), made once
         self._visible_count = 0
+        self._with_job = False  # the job column is shown (some run is a cluster job)
         self._filter_timer: Timer | None = None
         self._wake = threading.Event()
 
@@ -114,10 +115,16 @@ class RunsScreen(DashboardScreen):
     def table(self) -> RunsTable:
         return self.query_one("#runs", RunsTable)
 
+    def _columns(self) -> tuple[tuple[str, str], ...]:
+        return (*COLUMNS, JOB_COLUMN) if self._with_job else COLUMNS
+
+    def _cell_keys(self) -> tuple[str, ...]:
+        return (*CELL_KEYS, JOB_COLUMN[0]) if self._with_job else CELL_KEYS
+
     def _labels(self) -> dict[str, str]:
         """Column titles, the sorted column's with its arrow."""
         arrow = " ▼" if self.sort_reverse else " ▲"
-        return {key: title + (arrow if key == self.sort_column else "") for key, title in COLUMNS}
+        return {key: title + (arrow if key == self.sort_column else "") for key, title in self._columns()}
 
     def _add_columns(self) -> None:
         table = self.table
@@ -150,6 +157,11 @@ class RunsScreen(DashboardScreen):
     def on_runs_scanned(self, message: RunsScanned) -> None:
         self.rows, self.summaries, self.error = message.rows, message.summaries, message.error
         self.scanned = True
+        with_job = any(row.job for row in self.rows)
+        if with_job != self._with_job:  # a sweep on a cluster appeared (or went): a job column
+            self._with_job = with_job
+            self._cells_of.clear()
+            self._add_columns()
         present = {row.path for row in self.rows}
         self.marked = [p for p in self.marked if p in present]
         self.refresh_table()
@@ -183,6 +195,7 @@ class RunsScreen(DashboardScreen):
                 row.backbone,
                 row.dataset,
                 row.method,
+                *((Text(row.job, style="magenta"),) if self._with_job else ()),
             )
         return cells
 
@@ -211,7 +224,8 @@ class RunsScreen(DashboardScreen):
                 if old is None:
                     table.add_row(*cells, key=key)
                 elif old is not cells:
-                    table.update_cells(key, {c: v for c, v, o in zip(CELL_KEYS, cells, old, strict=True) if v != o})
+                    keys = self._cell_keys()
+                    table.update_cells(key, {c: v for c, v, o in zip(keys, cells, old, strict=True) if v != o})
             edited = [key for key in shown if key in wanted] + [key for key in wanted if key not in shown]
             if edited != list(wanted):
                 table.reorder(list(wanted))
@@ -229,7 +243,7 @@ class RunsScreen(DashboardScreen):
             counts[row.status] = counts.get(row.status, 0) + 1
         title = Text.assemble(("idmm ", "bold"), ("runs ", ""), (str(self.dashboard.runs_dir), "dim"))
         title.append(f"   {total} run{'s' if total != 1 else ''}")
-        for status in ("running", "completed", "interrupted", "failed"):
+        for status in ("queued", "running", "completed", "interrupted", "failed"):
             if counts.get(status):
                 title.append("  ")
                 title.append(f"{STATUS_ICON[status]} {counts[status]} {status}", style=STATUS_STYLE[status])
@@ -283,7 +297,7 @@ class RunsScreen(DashboardScreen):
         self.refresh_table()
 
     def action_sort(self) -> None:
-        keys = [key for key, _ in COLUMNS]
+        keys = [key for key, _ in self._columns()]
         column = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column in keys else keys[0]
         self.set_sort(column, column in ("started_at", "test_acc", "images_per_s", "duration_s"))
 
