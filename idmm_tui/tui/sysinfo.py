@@ -1,15 +1,19 @@
-"""CPU, memory and GPU usage for the system pane (Linux /proc and ``nvidia-smi``; no Textual).
+"""CPU, memory and GPU usage for the system pane, through psutil and NVML (no Textual).
 
-Sampled in a thread worker: ``nvidia-smi`` takes tens of milliseconds, never on the UI thread.
-Where a source is missing (no /proc, no NVIDIA driver) the value is simply absent.
+psutil gives CPU use, load and memory on Linux, macOS and Windows; NVIDIA GPUs come from NVML
+(``pynvml``, the ``nvidia-ml-py`` package), initialised once per process on first use. A value
+whose source is missing or fails (no NVIDIA driver, no NVML library, a GPU that does not report
+its utilisation) is simply absent: sampling never raises. Sampled in the app's thread worker.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import atexit
+import threading
 from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
 
 
 @dataclass(frozen=True)
@@ -31,83 +35,100 @@ class SystemStats:
     gpus: tuple[GpuStats, ...] = field(default_factory=tuple)
 
 
+_nvml_lock = threading.Lock()
+_nvml: Any = None  # the pynvml module once nvmlInit succeeded
+_nvml_tried = False
+
+
+def nvml() -> Any:
+    """``pynvml`` after one successful ``nvmlInit`` in this process, else None (tried only once)."""
+    global _nvml, _nvml_tried
+    with _nvml_lock:
+        if not _nvml_tried:
+            _nvml_tried = True
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+            except Exception:  # no package, no library (macOS, no driver), a driver that refuses
+                return None
+            atexit.register(_shutdown, pynvml)
+            _nvml = pynvml
+        return _nvml
+
+
+def _shutdown(pynvml: Any) -> None:
+    try:
+        pynvml.nvmlShutdown()
+    except Exception:
+        pass
+
+
+def _gpu(pynvml: Any, index: int) -> GpuStats | None:
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    except pynvml.NVMLError:
+        return None
+    try:
+        name = pynvml.nvmlDeviceGetName(handle)
+        name = name.decode() if isinstance(name, bytes) else str(name)
+    except pynvml.NVMLError:
+        name = "?"
+    try:
+        util: float | None = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+    except pynvml.NVMLError:  # e.g. not supported on this GPU
+        util = None
+    try:
+        memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        used: float | None = memory.used / 2**20
+        total: float | None = memory.total / 2**20
+    except pynvml.NVMLError:
+        used = total = None
+    return GpuStats(index, name, util, used, total)
+
+
+def gpu_stats() -> tuple[GpuStats, ...]:
+    """Every NVIDIA GPU NVML sees; () without NVML or a driver."""
+    pynvml = nvml()
+    if pynvml is None:
+        return ()
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+    except pynvml.NVMLError:
+        return ()
+    return tuple(gpu for gpu in (_gpu(pynvml, i) for i in range(count)) if gpu is not None)
+
+
 class SystemSampler:
-    """Call :meth:`sample` periodically; CPU use is measured between two calls."""
+    """Call :meth:`sample` periodically from one thread; CPU use is measured between two calls."""
 
     def __init__(self) -> None:
-        self._last_cpu: tuple[int, int] | None = None
-        self._nvidia_smi = shutil.which("nvidia-smi")
+        self._primed = False
 
     def _cpu_pct(self) -> float | None:
         try:
-            with open("/proc/stat", encoding="ascii") as handle:
-                fields = handle.readline().split()[1:]
-        except OSError:
+            pct = psutil.cpu_percent(interval=None)  # since this thread's previous call
+        except (OSError, RuntimeError):
             return None
-        values = [int(v) for v in fields if v.isdigit()]
-        if len(values) < 4:
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        total = sum(values[:8])
-        previous, self._last_cpu = self._last_cpu, (idle, total)
-        if previous is None or total <= previous[1]:
-            return None
-        return 100.0 * (1.0 - (idle - previous[0]) / (total - previous[1]))
+        primed, self._primed = self._primed, True
+        return pct if primed else None  # the first reading has no previous one to compare with
 
     @staticmethod
     def _memory() -> tuple[float | None, float | None]:
-        info: dict[str, int] = {}
         try:
-            with open("/proc/meminfo", encoding="ascii") as handle:
-                for line in handle:
-                    key, _, rest = line.partition(":")
-                    parts = rest.split()
-                    if parts and parts[0].isdigit():
-                        info[key] = int(parts[0])  # KiB
-        except OSError:
+            memory = psutil.virtual_memory()
+        except (OSError, RuntimeError):
             return None, None
-        total = info.get("MemTotal")
-        available = info.get("MemAvailable")
-        if total is None or available is None:
-            return None, None
-        return (total - available) / 2**20, total / 2**20
+        return (memory.total - memory.available) / 2**30, memory.total / 2**30
 
-    def _gpus(self) -> tuple[GpuStats, ...]:
-        if not self._nvidia_smi:
-            return ()
+    @staticmethod
+    def _load1() -> float | None:
         try:
-            out = subprocess.run(
-                [
-                    self._nvidia_smi,
-                    "--query-gpu=index,name,utilization.gpu,memory.used,memory.total",
-                    "--format=csv,noheader,nounits",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=3,
-                check=False,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ()
-        gpus = []
-        for line in out.strip().splitlines():
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) != 5:
-                continue
-
-            def f(v: str) -> float | None:
-                try:
-                    return float(v)
-                except ValueError:
-                    return None
-
-            gpus.append(GpuStats(int(f(parts[0]) or 0), parts[1], f(parts[2]), f(parts[3]), f(parts[4])))
-        return tuple(gpus)
+            return psutil.getloadavg()[0]
+        except (OSError, RuntimeError, AttributeError):
+            return None
 
     def sample(self) -> SystemStats:
-        try:
-            load1: float | None = os.getloadavg()[0]
-        except (OSError, AttributeError):
-            load1 = None
         used, total = self._memory()
-        return SystemStats(self._cpu_pct(), os.cpu_count() or 1, load1, used, total, self._gpus())
+        cpus = psutil.cpu_count() or 1
+        return SystemStats(self._cpu_pct(), cpus, self._load1(), used, total, gpu_stats())

@@ -636,6 +636,25 @@ async def test_help_lists_the_keys_of_every_screen(fixture_runs):
         assert not isinstance(app.screen, HelpScreen)
 
 
+@pilot_test
+async def test_system_pane_shows_psutil_and_nvml_samples(fixture_runs):
+    """The pane fills from the sampler worker (real psutil; NVML's GPUs or "no GPU"); `y` hides it."""
+    from idmm_tui.tui.widgets.system import SystemPane
+
+    app = make_app(fixture_runs, show_system=True, system_interval=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.screen.query_one(SystemPane)
+        await wait_for(pilot, lambda: app.system_stats is not None, what="a system sample")
+        stats = app.system_stats
+        assert stats.cpus > 0 and stats.mem_total_gib > 0 and 0 <= stats.cpu_pct <= 100
+        await pilot.pause()
+        shown = str(pane.render())
+        assert shown.startswith("CPU ") and f"of {stats.cpus}" in shown and "GiB" in shown
+        assert ("no GPU" in shown) == (stats.gpus == ())
+        await pilot.press("y")
+        assert not app.show_system and pane.has_class("hidden")
+
+
 def docs_example(section: str) -> str:
     """The first ``python`` code block under ``section`` (a ``## `` heading) of docs/extending.md."""
     doc = (Path(__file__).parents[2] / "docs" / "extending.md").read_text(encoding="utf-8")
