@@ -1,13 +1,8 @@
-"""The ``idmm tui`` dashboard: its pure helpers, every screen under Textual's Pilot, SVG snapshots.
+"""The ``idmm tui`` dashboard: its pure helpers and every screen under Textual's Pilot.
 
-Fixture runs are written here with fixed names, timestamps and metrics, so that the snapshots are
-deterministic; the system pane (live CPU values) is off in snapshot apps. Snapshots live in
-``tests/functional/snapshots/``; after an intended change of the UI, regenerate them with
-
-    IDMM_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/functional/test_tui.py -k snapshot
-
-and look at the new SVGs (any browser) before committing them. On a mismatch the test writes the
-screen it got next to pytest's tmp dir and names both files.
+Fixture runs are written here with fixed names, timestamps and metrics (``make_fixture_runs``), so
+that ``test_tui_snapshots.py`` can take deterministic SVG snapshots of them; the system pane (live
+CPU values) is off in these apps unless a test turns it on.
 """
 
 from __future__ import annotations
@@ -34,7 +29,6 @@ from idmm_tui.tui.runs_table import run_row, sort_rows
 from idmm_tui.tui.tailer import FileTail, RunWatcher
 from idmm_tui.tui.timeline import stage_eta, timeline
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 STARTED = "2026-11-26T12:00:00+0000"
 
 
@@ -220,37 +214,6 @@ async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.05)
-
-
-async def assert_snapshot(pilot, app, name: str, tmp_path: Path, settle_s: float = 8.0) -> None:
-    """Compare the screen with its SVG snapshot, letting layout settle first.
-
-    Under load a table may be exported mid-layout (columns not yet sized), so the screen is
-    re-exported every 0.1 s until it equals the snapshot, or until the deadline; in update mode
-    it is written once two consecutive exports agree.
-    """
-    path = SNAPSHOTS / f"{name}.svg"
-    update = bool(os.environ.get("IDMM_UPDATE_SNAPSHOTS"))
-    if not update and not path.exists():
-        raise AssertionError(f"no snapshot {path}; create it with IDMM_UPDATE_SNAPSHOTS=1")
-    expected = None if update else path.read_text(encoding="utf-8")
-    deadline = time.monotonic() + settle_s
-    previous = None
-    while True:
-        svg = app.export_screenshot(title="idmm")
-        if svg == expected:
-            return
-        if update and svg == previous:
-            SNAPSHOTS.mkdir(exist_ok=True)
-            path.write_text(svg, encoding="utf-8")
-            return
-        if time.monotonic() > deadline:
-            break
-        previous = svg
-        await pilot.pause(0.1)
-    got = tmp_path / f"{name}.got.svg"
-    got.write_text(svg, encoding="utf-8")
-    raise AssertionError(f"screen differs from snapshot {path}; got {got} (IDMM_UPDATE_SNAPSHOTS=1 to accept)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -882,58 +845,6 @@ async def test_cluster_jobs_show_in_the_table_and_the_run_view(fixture_runs):
         jobs["demo-idmm"]["state"] = "COMPLETED"  # the sweep saw the job end
         (fixture_runs / "sweeps" / "demo.json").write_text(json.dumps(manifest))
         await wait_for(pilot, lambda: view.job.get("state") == "COMPLETED", what="the new job state")
-
-
-# ---------------------------------------------------------------------------------------------
-# SVG snapshots of fixed fixture runs
-
-
-@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
-@pilot_test
-async def test_snapshot_runs_table(fixture_runs, tmp_path, size):
-    app = make_app(fixture_runs)
-    async with app.run_test(size=size) as pilot:
-        await wait_for(pilot, lambda: app.screen.table.row_count == 5, what="rows")
-        await pilot.press("down", "space")
-        await pilot.pause()
-        await assert_snapshot(pilot, app, f"runs_{size[0]}x{size[1]}", tmp_path)
-
-
-@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
-@pilot_test
-async def test_snapshot_run_view(fixture_runs, tmp_path, size):
-    app = make_app(fixture_runs)
-    async with app.run_test(size=size) as pilot:
-        app.open_run(fixture_runs / "demo-idmm")
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.summary and screen.curves.points and screen.recipe_text, what="poll")
-        await pilot.pause()
-        await assert_snapshot(pilot, app, f"run_{size[0]}x{size[1]}", tmp_path)
-
-
-@pilot_test
-async def test_snapshot_compare(fixture_runs, tmp_path):
-    app = make_app(fixture_runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_compare(
-            [fixture_runs / "demo-idmm", fixture_runs / "demo-random-init", fixture_runs / "demo-no-cutmix"]
-        )
-        screen = app.screen
-        await wait_for(pilot, lambda: all(r.summary and r.recipe for r in screen.runs.values()), what="polls")
-        await pilot.pause()
-        await assert_snapshot(pilot, app, "compare_120x40", tmp_path)
-        await pilot.press("2")
-        await pilot.pause()
-        await assert_snapshot(pilot, app, "compare_diff_120x40", tmp_path)
-
-
-@pilot_test
-async def test_snapshot_help(fixture_runs, tmp_path):
-    app = make_app(fixture_runs)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("question_mark")
-        await pilot.pause()
-        await assert_snapshot(pilot, app, "help_120x40", tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
