@@ -186,7 +186,7 @@ def test_ctrl_c_stops_every_cell_and_rerunning_resumes_them(tiny_recipe, tmp_pat
         "--axis",
         "name=a,b,c",
         "--set",
-        "pretrain.epochs=3",
+        "pretrain.epochs=20",  # 60 steps: both cells are still pretraining when Ctrl-C comes, even under load
         "--max-parallel",
         "2",
         "--runs-dir",
