@@ -461,6 +461,45 @@ async def test_a_long_run_shows_its_end_first_then_fills_in(fixture_runs):
 
 
 @pilot_test
+async def test_a_run_view_shows_its_first_poll_in_its_first_layout_and_backfills_after_painting(
+    fixture_runs, monkeypatch
+):
+    from idmm_tui.tui.screens import watching
+    from idmm_tui.tui.screens.run import RunScreen
+    from idmm_tui.tui.widgets.curves import CurvePlot
+
+    class Recorded(RunScreen):  # records what the screen had when its plots were given lines and painted
+        at_apply: list | None = None
+        at_paint: tuple | None = None
+
+        def apply_polls(self, polls):
+            if self.at_apply is None:
+                self.at_apply = [plot.size.width for plot in self.query(CurvePlot)]
+            super().apply_polls(polls)
+
+        def on_curve_plot_painted(self, message):
+            if self.at_paint is None:
+                self.at_paint = (self.polls, self.curves.points)
+
+    run = make_run(fixture_runs, "long", status="interrupted", pre_epochs=2, ft_epochs=1)
+    record = {"kind": "train", "stage": "finetune_28", "stage_index": 1, "epoch": 1, "lr": 1e-3}
+    with open(run / "metrics.jsonl", "w") as handle:
+        for i in range(1, 20_001):
+            handle.write(json.dumps({**record, "step": i, "loss": 2 + math.sin(i / 500)}) + "\n")
+    monkeypatch.setattr(watching, "BACKFILL_DELAY", 60.0)  # (a slow machine's first paint must not time it out)
+    app = make_app(fixture_runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = Recorded(run)
+        screen._first.result(timeout=30)  # the first poll is read as soon as the screen exists
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.at_paint is not None, what="the first picture")
+        assert screen.at_apply == [0, 0, 0, 0]  # given at mount, before the first layout (no message, no 2nd layout)
+        polls, points = screen.at_paint
+        assert polls == 1 and 0 < points < 2_000  # the run's end painted before any older record is read
+        await wait_for(pilot, lambda: screen.curves.points == 20_000, what="the older points")
+
+
+@pilot_test
 async def test_runs_table_updates_changed_rows_in_place(fixture_runs):
     app = make_app(fixture_runs)
     async with app.run_test(size=(120, 40)) as pilot:

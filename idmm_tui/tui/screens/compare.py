@@ -89,7 +89,11 @@ class CompareScreen(WatchingScreen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self._refresh_all()
+        polls = self.take_first_polls()  # read while the screen was composed: shown in its first layout
+        if polls:
+            self.apply_polls(polls)
+        else:
+            self._refresh_all()
         self.start_watching()
 
     def apply_polls(self, polls: list[RunPoll]) -> None:

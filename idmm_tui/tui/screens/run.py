@@ -176,8 +176,12 @@ class RunScreen(WatchingScreen):
 
     def on_mount(self) -> None:
         self.sub_title = self.path.name
-        self._update_header()
-        self._update_plots()
+        polls = self.take_first_polls()  # read while the screen was composed: shown in its first layout
+        if polls:
+            self.apply_polls(polls)
+        else:
+            self._update_header()
+            self._update_plots()
         self.start_watching()
         self.set_interval(1.0, self._tick)
 

@@ -41,6 +41,9 @@ class CanvasDrawn(Message, bubble=False):
 class CurvePlot(PlotextPlot):
     """A plot of :class:`Line` series, drawn in the background, repainted only when its pixels change."""
 
+    class Painted(Message):
+        """The plot painted its first picture (it bubbles: a screen can start slower work after it)."""
+
     DEFAULT_CSS = """
     CurvePlot {
         width: 1fr;
@@ -66,6 +69,7 @@ class CurvePlot(PlotextPlot):
         self._shown_key: tuple | None = None  # its pixel key
         self._strips: list[Strip] | None = None  # the picture on screen
         self.builds = 0  # pictures painted (a request whose pixels did not change paints none)
+        self.painted = False  # the first picture was painted (rendered for the compositor)
         self.skipped = 0  # requests answered "unchanged"
         self.last_build_s: float | None = None  # wall time of the last answer (drawing thread)
         self.last_build_cpu_s: float | None = None  # its CPU time
@@ -157,6 +161,9 @@ class CurvePlot(PlotextPlot):
         """A line of the picture (drawn by the drawing thread), else of :meth:`render`."""
         if self._strips is None or not self.point_count:
             return super().render_line(y)
+        if not self.painted:
+            self.painted = True
+            self.post_message(self.Painted())
         width = self.size.width
         if y < len(self._strips):
             return self._strips[y].adjust_cell_length(width)
