@@ -98,11 +98,14 @@ def center_boxes(sizes: torch.Tensor, crop_pct: float) -> torch.Tensor:
     return torch.stack([x0, y0, x0 + fx, y0 + fy], dim=1)
 
 
-def crop_resize(images: torch.Tensor, boxes: torch.Tensor, out: int) -> torch.Tensor:
-    """Cut box ``i`` (fractions) out of image ``i`` and resize it to ``out``×``out`` in one call."""
+def crop_resize(images: torch.Tensor, boxes: torch.Tensor, out: int, repeats: int = 1) -> torch.Tensor:
+    """Cut box ``k·B + i`` (fractions) out of image ``i`` and resize it to ``out``×``out`` in one call.
+
+    ``repeats`` crops per image (``boxes`` has ``repeats·B`` rows) are cut from the one copy of the batch:
+    repeating the (large, stored) images instead would copy them ``repeats`` times per step."""
     b, _, hgt, wid = images.shape
     scale = torch.tensor([wid, hgt, wid, hgt], device=images.device, dtype=images.dtype)
-    index = torch.arange(b, device=images.device, dtype=images.dtype)[:, None]
+    index = torch.arange(b, device=images.device, dtype=images.dtype).repeat(repeats)[:, None]
     rois = torch.cat([index, boxes.to(images.dtype) * scale], 1)
     return roi_align(images, rois, output_size=(out, out), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 

@@ -46,11 +46,8 @@ def pretrain_crops(
     cfg: PretrainConfig,
 ) -> torch.Tensor:
     """``n_crops`` augmented crops of every image, crop ``k`` of image ``i`` at row ``k * B + i``."""
-    x = A.to_float_rgb(images)
-    x = x.repeat(n_crops, 1, 1, 1)
-    sizes = sizes.repeat(n_crops, 1)
-    boxes = A.random_resized_boxes(gen, sizes, scale)
-    x = A.crop_resize(x, boxes, cfg.resolution)
+    boxes = A.random_resized_boxes(gen, sizes.repeat(n_crops, 1), scale)
+    x = A.crop_resize(A.to_float_rgb(images), boxes, cfg.resolution, repeats=n_crops)
     x = A.random_hflip(gen, x)
     x = A.color_jitter(gen, x, cfg.color_jitter, cfg.color_jitter / 4, cfg.color_jitter_prob)
     x = A.random_grayscale(gen, x, cfg.grayscale_prob)

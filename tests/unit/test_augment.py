@@ -143,6 +143,15 @@ def test_crop_resize_cuts_the_requested_region():
     torch.testing.assert_close(out[1], right.expand(3, 5, 5))
 
 
+def test_crop_resize_repeats_cut_from_one_copy_as_from_repeated_images():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 30, 24, generator=gen)
+    boxes = torch.rand(6, 2, generator=gen).sort(dim=1).values.repeat(1, 2)[:, [0, 2, 1, 3]] * 0.8
+    boxes[:, 2:] += 0.1
+    copied = A.crop_resize(x.repeat(2, 1, 1, 1), boxes, 9)
+    torch.testing.assert_close(A.crop_resize(x, boxes, 9, repeats=2), copied, atol=0, rtol=0)
+
+
 # --------------------------------------------------------------------------------------------
 # colour ops
 
