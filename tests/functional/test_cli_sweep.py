@@ -68,41 +68,35 @@ def test_sweep_runs_every_cell_as_a_grouped_run(method_sweep):
     assert "idmm report tiny" in proc.stderr
 
 
-def test_rerunning_skips_finished_cells(method_sweep):
+def test_rerunning_skips_finished_cells(method_sweep, cli):
+    # in-process: nothing trains, so no child process (and no 5-s torch import) is needed
     recipe, runs, _ = method_sweep
     before = {n: s["finished_at"] for n, s in summaries(runs, "tiny").items()}
-    again = sweep(str(recipe), "--axis", "pretrain.method=idmm,none", "--seeds", "0,1", *FAST, "--json", runs=runs)
-    assert again.returncode == 0, again.stderr
-    assert {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}
-    by_name = sweep("--group", "tiny", "--json", runs=runs)
-    assert by_name.returncode == 0 and {r["outcome"] for r in json.loads(by_name.stdout)} == {"skipped"}
+    axes = ["--axis", "pretrain.method=idmm,none", "--seeds", "0,1"]
+    again = cli("sweep", recipe, *axes, *FAST, "--json", "--runs-dir", runs)
+    assert again.code == 0, again.err
+    assert {r["outcome"] for r in again.json()} == {"skipped"}
+    by_name = cli("sweep", "--group", "tiny", "--json", "--runs-dir", runs)
+    assert by_name.code == 0 and {r["outcome"] for r in by_name.json()} == {"skipped"}
     assert {n: s["finished_at"] for n, s in summaries(runs, "tiny").items()} == before
 
 
-def test_a_changed_recipe_is_refused_before_anything_runs(method_sweep):
+def test_a_changed_recipe_is_refused_before_anything_runs(method_sweep, cli):
     recipe, runs, _ = method_sweep
-    proc = sweep(
-        str(recipe),
-        "--axis",
-        "pretrain.method=idmm,none",
-        "--seeds",
-        "0,1",
-        "--set",
-        "pretrain.epochs=2",
-        "--set",
-        "finetune.0.epochs=1",
-        runs=runs,
-    )
-    assert proc.returncode == 2
-    assert "different recipe" in proc.stderr and "--group" in proc.stderr
+    axes = ["--axis", "pretrain.method=idmm,none", "--seeds", "0,1"]
+    changed = ["--set", "pretrain.epochs=2", "--set", "finetune.0.epochs=1"]
+    result = cli("sweep", recipe, *axes, *changed, "--runs-dir", runs)
+    assert result.code == 2
+    err = " ".join(result.err.split())
+    assert "different recipe" in err and "--group" in err
 
 
-def test_bad_axes_fail_before_any_run(tiny_recipe, tmp_path):
+def test_bad_axes_fail_before_any_run(tiny_recipe, tmp_path, cli):
     runs = tmp_path / "runs"
-    proc = sweep(str(tiny_recipe), "--axis", "pretrain.method=idmm,simclr,nope", runs=runs)
-    assert proc.returncode == 2 and "unknown pretraining method 'nope'" in proc.stderr.replace("\n", " ")
-    proc = sweep(str(tiny_recipe), "--axis", "pretrain.epoch=1,2", runs=runs)
-    assert proc.returncode == 2 and "did you mean 'epochs'" in proc.stderr
+    result = cli("sweep", tiny_recipe, "--axis", "pretrain.method=idmm,simclr,nope", "--runs-dir", runs)
+    assert result.code == 2 and "unknown pretraining method 'nope'" in " ".join(result.err.split())
+    result = cli("sweep", tiny_recipe, "--axis", "pretrain.epoch=1,2", "--runs-dir", runs)
+    assert result.code == 2 and "did you mean 'epochs'" in " ".join(result.err.split())
     assert not runs.exists() or not any(runs.iterdir())
 
 
@@ -235,5 +229,5 @@ def test_transfer_sweep_reuses_sources_and_reports_a_matrix(tiny_recipe, tmp_pat
     report = cli("report", "tiny", "--runs-dir", runs, "--format", "json").json()
     assert report["rows"] == ["source:data.classes"] and report["columns"] == ["data.classes"]
     assert {(c["row"], c["column"]) for c in report["cells"]} == {(r, "[2,0]") for r in ("[0,1]", "[1,2]")}
-    again = sweep(*args, "--json", runs=runs)  # finished sources are reused, nothing re-runs
-    assert {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}
+    again = cli("sweep", *args, "--json", "--runs-dir", runs)  # finished sources are reused, nothing re-runs
+    assert again.code == 0 and {r["outcome"] for r in again.json()} == {"skipped"}
