@@ -29,7 +29,7 @@ def test_a_preempted_cell_is_requeued_and_resumes_exactly(tiny_recipe, tmp_path,
     from tests.functional.test_cli_run import final_metrics
 
     runs = tmp_path / "runs"
-    args = ["sweep", str(tiny_recipe), "--axis", "name=a,b", "--set", "pretrain.epochs=3", "--runs-dir", str(runs)]
+    args = ["sweep", str(tiny_recipe), "--axis", "name=a,b", "--set", "pretrain.epochs=20", "--runs-dir", str(runs)]
     proc = subprocess.Popen(
         [*idmm_subprocess_cmd(), *args, "--executor", "submitit-local", "--time", "60", "--json"],
         cwd=REPO,
@@ -47,6 +47,7 @@ def test_a_preempted_cell_is_requeued_and_resumes_exactly(tiny_recipe, tmp_path,
     # Preemption as SLURM does it: USR2 to the job's task (the process running the submitit callable,
     # whose child is `idmm run`). (LocalJob._interrupt() signals the local controller instead, which
     # does not handle USR2.)
+    # 20 epochs (60 steps): cell a is still pretraining when the signal comes, even under load
     task = _parent(json.loads((cell / "summary.json").read_text())["pid"])
     assert b"submitit.core._submit" in Path(f"/proc/{task}/cmdline").read_bytes()
     os.kill(task, signal.SIGUSR2)
