@@ -13,6 +13,9 @@ from idmm_tui.data import imagenet
 from idmm_tui.data.registry import load_split
 from tests import fixtures_data as fx
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_cli_data_subset")
+
 
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory) -> fx.DataFixture:

@@ -19,6 +19,9 @@ from idmm_tui.fsutil import sha256_file
 from idmm_tui.launch import create_run, execute
 from tests.conftest import TINY_RECIPE
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_cli_eval")
+
 BRAILLE = range(0x2800, 0x2900)
 
 

@@ -17,6 +17,9 @@ from idmm_tui.fsutil import sha256_file
 from idmm_tui.runs.store import RunDir
 from tests.conftest import idmm_subprocess_cmd
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_cli_run")
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -178,7 +181,8 @@ def test_resuming_a_completed_run_is_refused(baseline, cli):
 
 
 def test_embedded_demo_recipe_runs(tmp_path, cli):
-    """The shipped demo recipe on the embedded dataset, shortened to one epoch per stage."""
+    """The shipped demo recipe on the embedded dataset, shortened to one epoch per stage on half its
+    classes (1,020 training images: half the time; `data.classes` is tested on its own)."""
     result = cli(
         "run",
         REPO / "recipes" / "demo.toml",
@@ -201,11 +205,13 @@ def test_embedded_demo_recipe_runs(tmp_path, cli):
         "pretrain.knn_every=0",
         "--set",
         "data.num_workers=0",
+        "--set",
+        "data.classes=[0,1,2,3,4]",
     )
     assert result.code == 0, result.err
     summary = result.json()
     assert summary["dataset"] == "embedded" and summary["status"] == "completed"
-    assert summary["test_acc"] > 10.0  # better than chance on 10 classes after one epoch
+    assert summary["test_acc"] > 20.0  # better than chance on 5 classes after one epoch (31.9 measured)
 
 
 def test_multi_process_ddp_with_gloo(tiny_recipe, tmp_path):

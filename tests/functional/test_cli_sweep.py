@@ -13,6 +13,9 @@ import pytest
 
 from tests.conftest import idmm_subprocess_cmd
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_cli_sweep")
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 FAST = ["--set", "pretrain.epochs=1", "--set", "finetune.0.epochs=1"]

@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import idmm_subprocess_cmd
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_extending")
+
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "extending.md"
 

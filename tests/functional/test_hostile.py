@@ -33,6 +33,9 @@ from idmm_tui.runs.store import RunDir, check_run_name, process_start
 from tests.conftest import TINY_RECIPE
 from tests.fixtures_data import make_imagefolder
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_hostile")
+
 SECRET = "hf_SECRET_tok3n_987"
 ESC = "\x1b"
 

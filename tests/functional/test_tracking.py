@@ -22,6 +22,9 @@ from tests.tracking_readers import (
     wandb_scalars,
 )
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_tracking")
+
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
 pytest.importorskip("wandb")

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_wheel")
+
 pytest.importorskip("build")
 
 REPO = Path(__file__).resolve().parents[2]

@@ -33,7 +33,11 @@ TOKEN = "hf_loopback_SECRET_token_123"
 WRONG = "hf_wrong_SECRET_token_456"
 FT, PT = "finetune_24", "pretrain"
 # huggingface_hub's LFS upload passes a file object as data=…, which httpx deprecates: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = [
+    pytest.mark.xdist_group("test_zoo"),
+    pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ from idmm_tui.data.registry import get_dataset_spec, load_split
 from idmm_tui.errors import DatasetNotFoundError, UsageError
 from tests import fixtures_data as fx
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_imagenet_subsets")
+
 
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory) -> fx.DataFixture:

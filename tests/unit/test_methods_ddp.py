@@ -22,7 +22,8 @@ from idmm_tui.methods import dino, get_method, simclr
 from idmm_tui.methods.base import Batch, config_class
 from idmm_tui.recipe import PretrainConfig
 
-pytestmark = pytest.mark.slow
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = [pytest.mark.xdist_group("test_methods_ddp"), pytest.mark.slow]
 
 WORLD, B = 2, 3  # processes, images per process
 METHODS = ["simclr", "supcon", "mocov2", "mocov3", "dino"]

@@ -20,6 +20,9 @@ from idmm_tui.experiments.paper import (
 from idmm_tui.methods import method_names
 from idmm_tui.models.registry import backbone_names
 
+# --dist loadgroup: the module's fixtures are built once, so its tests stay on one xdist worker
+pytestmark = pytest.mark.xdist_group("test_paper_results")
+
 # numbers per table: 7 rows x 7 datasets; 5 backbones x 4 rows x 7; 2 x 2 x 2; (7 x 3 + 1) x 7;
 # (4 + 4 + 2) x 7; 10 rows; 5 rows; 4 rows x 4 datasets
 EXPECTED_COUNTS = {"2": 49, "3": 140, "4": 8, "5": 154, "6": 70, "7": 10, "8": 5, "9": 16}
