@@ -16,23 +16,6 @@ from typing import Any
 
 from idmm_tui.fsutil import read_text_file
 
-#: Job states after which the cell's job runs no more (see experiments/cluster.py).
-ENDED = {
-    "BOOT_FAIL",
-    "CANCELLED",
-    "COMPLETED",
-    "DEADLINE",
-    "FAILED",
-    "NODE_FAIL",
-    "OUT_OF_MEMORY",
-    "PREEMPTED",
-    "REVOKED",
-    "TIMEOUT",
-    "FINISHED",
-    "INTERRUPTED",
-    "ENDED",
-}
-
 
 def job_state(record: dict[str, Any]) -> str:
     return str(record.get("state") or "?").split()[0].upper()
