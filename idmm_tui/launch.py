@@ -216,8 +216,7 @@ def execute(
         )
     loader = init_loader(recipe.init) if recipe.init else None
     tracker = open_tracker(run, recipe, warn=lambda text: _warn(run, reporter, text), enabled=place.is_main)
-    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader, tracker=tracker)
-    trainer.launch_info = dict(launch or {})
+    trainer = Trainer(run, recipe, place, reporter, stop, init_weights=loader, tracker=tracker, launch_info=launch)
     tracker.start(run.read_summary() if place.is_main else {})
     try:
         summary = trainer.fit(resume_state)

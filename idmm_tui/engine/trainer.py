@@ -123,6 +123,7 @@ class Trainer:
         stop: StopRequest | None = None,
         init_weights: Callable[[], dict[str, torch.Tensor]] | None = None,
         tracker: Any = None,
+        launch_info: dict[str, Any] | None = None,
     ):
         self.run, self.recipe, self.place = run, recipe, place
         self.reporter = reporter or NullReporter()
@@ -136,7 +137,7 @@ class Trainer:
         self._last_ckpt_time = time.monotonic()
         self._session_start = time.monotonic()
         self._elapsed_before = 0.0
-        self.launch_info: dict[str, Any] = {}  # how the processes were launched (written with the pid)
+        self.launch_info = dict(launch_info or {})  # how the processes were launched (written with the pid)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
