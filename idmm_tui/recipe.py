@@ -113,6 +113,12 @@ class PretrainConfig(OptimConfig):
     optimizer: Literal["auto", "adamw", "sgd"] = Field(
         "adamw", description="pretraining optimiser; auto = the method's Table 10 choice (its default)"
     )
+    sampler: Literal["epoch", "repeat", "sliding"] = Field(
+        "epoch",
+        description="order of the images: epoch = each once per epoch (the paper); repeat = `revisits` copies "
+        "of an image in one batch; sliding = each image in `revisits` consecutive batches (PIC); same compute",
+    )
+    revisits: int = Field(2, ge=1, le=64, description="visits grouped together by the repeat / sliding samplers")
 
     @model_validator(mode="after")
     def _scales_ordered(self) -> PretrainConfig:

@@ -32,7 +32,7 @@ from idmm_tui.engine.evaluate import KNN_CROP_PCT, knn_accuracy, top1_accuracy
 from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
 from idmm_tui.engine.knn import extract_features
 from idmm_tui.engine.optim import make_optimizer
-from idmm_tui.engine.sampling import rank_batches, steps_per_epoch
+from idmm_tui.engine.sampling import rank_batches, revisit_order, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.seeding import derive_seed
 from idmm_tui.engine.views import crop_groups
@@ -264,7 +264,13 @@ class Trainer:
         n_train = len(train)
         world = self.place.world_size
         batch = min(cfg.batch_size, n_train)
-        batch -= batch % world
+        sampler = getattr(cfg, "sampler", "epoch")
+        batch -= batch % (math.lcm(world, cfg.revisits) if sampler != "epoch" else world)
+        if batch == 0 and sampler != "epoch":
+            raise UsageError(
+                f"batch_size {cfg.batch_size} holds no multiple of revisits {cfg.revisits} and {world} process(es):"
+                " raise pretrain.batch_size or lower pretrain.revisits"
+            )
         if batch < world:
             raise UsageError(f"batch_size {cfg.batch_size} is smaller than the number of processes ({world})")
         steps = steps_per_epoch(n_train, batch, world)  # every image, every epoch (last batch smaller)
@@ -286,7 +292,9 @@ class Trainer:
             self.log(f"{stage.name}: resumed at epoch {pos.epoch + 1}, step {pos.global_step}/{total_steps}")
         else:
             origin = self.initial_weights(stage, module)
-            self.log(f"{stage.name}: {cfg.epochs} epochs at {cfg.resolution}px, batch {batch}, from {origin}")
+            order_note = f", {sampler} sampler x{cfg.revisits}" if sampler != "epoch" else ""
+            at = f"{cfg.resolution}px, batch {batch}{order_note}"
+            self.log(f"{stage.name}: {cfg.epochs} epochs at {at}, from {origin}")
             objective.start(module, cfg, lambda: self.train_features(stage, module))
             if stage.kind == "pretrain" and getattr(cfg, "knn_every", 0):
                 # the monitor's starting point: how good the untrained (or init) features already are
@@ -326,10 +334,21 @@ class Trainer:
                 gen.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "aug", self.place.rank))
                 torch.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "torch", self.place.rank))
                 pos.acc = Accumulators()
-            order = torch.randperm(
-                n_train,
-                generator=torch.Generator().manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "order")),
-            )
+            if sampler == "epoch":
+                order = torch.randperm(
+                    n_train,
+                    generator=torch.Generator().manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "order")),
+                )
+            else:  # the stream's c-th permutation is seeded as the plain sampler's epoch c
+                order = revisit_order(
+                    sampler,
+                    n_train,
+                    batch,
+                    cfg.revisits,
+                    epoch,
+                    world,
+                    lambda c: derive_seed(self.recipe.seed, stage.name, c, "order"),
+                )
             remaining = rank_batches(order, batch, world, self.place.rank)[pos.step_in_epoch :]
             module.train()
             pending = PendingLosses()

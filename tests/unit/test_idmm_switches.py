@@ -116,7 +116,7 @@ def test_exact_resume_with_every_switch_on(cli, tiny_recipe, tmp_path):
     from idmm_tui.runs.store import RunDir
 
     sets = [f"pretrain.idmm.{k}={str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in ALL_ON.items()]
-    sets = [s.replace("'", '"') for s in sets] + ["finetune.0.epochs=1"]
+    sets = [s.replace("'", '"') for s in sets] + ["finetune.0.epochs=1", 'pretrain.sampler="sliding"']
 
     def final(run) -> tuple:
         epochs = [(m["stage"], m["epoch"], m["loss"]) for m in RunDir(run).read_metrics() if m["kind"] == "epoch"]
@@ -131,6 +131,7 @@ def test_exact_resume_with_every_switch_on(cli, tiny_recipe, tmp_path):
     assert whole.code == 0, whole.err
     run, resolved = create_run(tiny_recipe, sets, tmp_path, "cut")
     assert resolved.pretrain.head_init == "features" and resolved.pretrain.cosine_head
+    assert resolved.pretrain.sampler == "sliding" and resolved.pretrain.revisits == 2
     stop = StopRequest()
 
     class StopAt(NullReporter):
