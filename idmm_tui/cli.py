@@ -28,7 +28,7 @@ app = typer.Typer(
     help=(
         "Train Vision Transformers from scratch on small datasets with IDMM "
         "(instance discrimination + multi-crop + CutMix).\n\n"
-        "Start with:  idmm run recipes/demo.toml   (CPU, embedded data, ~10 min)"
+        "Start with:  idmm run recipes/demo.toml   (CPU, embedded data, ~3 min)"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
