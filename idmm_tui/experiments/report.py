@@ -146,8 +146,11 @@ def collect(runs: list[RunDir], groups: list[Group]) -> list[RunFacts]:
 
 def _values_of(key: str, recipes: Any) -> set[str]:
     """The distinct values of ``key``; a method's own key counts only where the run's method has it
-    (runs of another method lack it because of the method, which is itself a recipe key)."""
-    present = [d for d in recipes if key in d or not is_method_key(key)]
+    (runs of another method lack it because of the method, which is itself a recipe key). A run of a
+    method that has the key but leaves it unset (a None default: TOML cannot write it) counts as unset."""
+    recipes = list(recipes)
+    owners = {d.get("pretrain.method") for d in recipes if key in d}
+    present = [d for d in recipes if key in d or not is_method_key(key) or d.get("pretrain.method") in owners]
     return {json.dumps(d.get(key)) for d in present}
 
 

@@ -110,3 +110,15 @@ def test_a_finished_run_without_a_monitor_shows_a_dash_not_its_status():
 
     assert cell_text(report, "idmm", "knn_acc") == "–"
     assert cell_text(report, "dino", "knn_acc") == "70.00"
+
+
+def test_a_method_key_left_unset_differs_from_the_same_method_setting_it():
+    """head_weight_decay unset (None, absent from the TOML) vs 0.0 in two IDMM runs: a varying key; a
+    SimCLR run lacks it because of its method, which is not a value of its own."""
+    from idmm_tui.experiments.report import _values_of
+
+    unset = {"pretrain.method": "idmm", "pretrain.cosine_head": True}
+    zero = {"pretrain.method": "idmm", "pretrain.cosine_head": True, "pretrain.head_weight_decay": 0.0}
+    simclr = {"pretrain.method": "simclr"}
+    assert _values_of("pretrain.head_weight_decay", [unset, zero, simclr]) == {"null", "0.0"}
+    assert _values_of("pretrain.head_weight_decay", [zero, simclr]) == {"0.0"}
