@@ -96,3 +96,11 @@ def revisit_order(
             chunk = stream_slice(0, batch, n, seed_of_cycle)
         batches.append(chunk)
     return torch.cat(batches)
+
+
+def epoch_order(sampler: str, n: int, batch: int, revisits: int, epoch: int, world: int, seed_of_cycle) -> torch.Tensor:
+    """The epoch's sample order for any sampler: ``epoch`` = the permutation seeded ``seed_of_cycle(epoch)``
+    (each image once), else :func:`revisit_order` (whose stream's ``c``-th permutation is that same one)."""
+    if sampler == "epoch":
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed_of_cycle(epoch)))
+    return revisit_order(sampler, n, batch, revisits, epoch, world, seed_of_cycle)

@@ -32,7 +32,7 @@ from idmm_tui.engine.evaluate import KNN_CROP_PCT, knn_accuracy, top1_accuracy
 from idmm_tui.engine.events import NullReporter, Reporter, RunInterrupted, StopRequest
 from idmm_tui.engine.knn import extract_features
 from idmm_tui.engine.optim import make_optimizer
-from idmm_tui.engine.sampling import rank_batches, revisit_order, steps_per_epoch
+from idmm_tui.engine.sampling import epoch_order, rank_batches, steps_per_epoch
 from idmm_tui.engine.schedule import lr_at
 from idmm_tui.engine.seeding import derive_seed
 from idmm_tui.engine.views import crop_groups
@@ -334,21 +334,15 @@ class Trainer:
                 gen.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "aug", self.place.rank))
                 torch.manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "torch", self.place.rank))
                 pos.acc = Accumulators()
-            if sampler == "epoch":
-                order = torch.randperm(
-                    n_train,
-                    generator=torch.Generator().manual_seed(derive_seed(self.recipe.seed, stage.name, epoch, "order")),
-                )
-            else:  # the stream's c-th permutation is seeded as the plain sampler's epoch c
-                order = revisit_order(
-                    sampler,
-                    n_train,
-                    batch,
-                    cfg.revisits,
-                    epoch,
-                    world,
-                    lambda c: derive_seed(self.recipe.seed, stage.name, c, "order"),
-                )
+            order = epoch_order(
+                sampler,
+                n_train,
+                batch,
+                getattr(cfg, "revisits", 1),
+                epoch,
+                world,
+                lambda c: derive_seed(self.recipe.seed, stage.name, c, "order"),
+            )
             remaining = rank_batches(order, batch, world, self.place.rank)[pos.step_in_epoch :]
             module.train()
             pending = PendingLosses()
